@@ -1,0 +1,369 @@
+"""Building blocks shared by the jaxsr model zoo.
+
+Contract: every block works on NHWC float32 arrays. Convolution kernels are
+stored as ``kernel [kh, kw, in, out]`` and ``bias [out]`` (the Flax layout), so
+a converter from PyTorch ``weight [out, in, kh, kw]`` only transposes
+``(2, 3, 1, 0)``.
+
+The blocks that mix pixels spatially are all modules defined here (:class:`Conv`,
+:class:`ConvTranspose`, :class:`GlobalAvgPool`, :class:`Upsample`).
+``jaxsr.inference`` relies on that: it intercepts exactly these modules to run a
+model on an image padded up to a size bucket while reproducing, bit for bit up
+to float rounding, the output the model gives on the unpadded image.
+
+Sub-pixel convolution ordering
+------------------------------
+:func:`depth_to_space` uses TensorFlow's DCR order (``tf.nn.depth_to_space``):
+the input channel index is ``(dy * s + dx) * C + c``. PyTorch's
+``nn.PixelShuffle`` uses CRD order: ``c * s * s + dy * s + dx``. For ``C == 1``
+both agree. To import a PyTorch conv that feeds a ``PixelShuffle``, permute its
+output channels with :func:`pixel_shuffle_permutation`::
+
+  perm = pixel_shuffle_permutation(channels, scale)
+  kernel = torch_weight.permute(2, 3, 1, 0).numpy()[..., perm]
+  bias = torch_bias.numpy()[perm]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+# DIV2K RGB mean used by EDSR, RCAN and BasicSR (in [0, 1]).
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+  if isinstance(v, int):
+    return (v, v)
+  return (int(v[0]), int(v[1]))
+
+
+def depth_to_space(x: Array, scale: int) -> Array:
+  """Rearranges channels into space (sub-pixel convolution), TF DCR order.
+
+  Args:
+    x: ``[N, H, W, s*s*C]``.
+    scale: the block size ``s``.
+
+  Returns:
+    ``[N, s*H, s*W, C]`` with ``out[n, s*h + dy, s*w + dx, c] =
+    x[n, h, w, (dy*s + dx)*C + c]``, the same as ``tf.nn.depth_to_space``.
+    PyTorch's ``nn.PixelShuffle`` reads channel ``c*s*s + dy*s + dx`` instead
+    (CRD order); see :func:`pixel_shuffle_permutation`.
+  """
+  n, h, w, cs = x.shape
+  if cs % (scale * scale):
+    raise ValueError(f"channels {cs} not divisible by scale**2 = {scale * scale}")
+  c = cs // (scale * scale)
+  x = x.reshape(n, h, w, scale, scale, c)
+  x = x.transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h * scale, w * scale, c)
+
+
+def space_to_depth(x: Array, scale: int) -> Array:
+  """Inverse of :func:`depth_to_space`: ``[N, s*H, s*W, C] -> [N, H, W, s*s*C]``."""
+  n, hs, ws, c = x.shape
+  h, w = hs // scale, ws // scale
+  x = x.reshape(n, h, scale, w, scale, c)
+  x = x.transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h, w, scale * scale * c)
+
+
+def pixel_shuffle_permutation(channels: int, scale: int) -> np.ndarray:
+  """Output-channel permutation from PyTorch ``PixelShuffle`` order to ours.
+
+  A conv whose output feeds ``nn.PixelShuffle(scale)`` in PyTorch produces
+  channel ``c*s*s + dy*s + dx`` for sub-pixel ``(dy, dx)`` of colour ``c``; our
+  :func:`depth_to_space` expects it at ``(dy*s + dx)*C + c``. With
+  ``perm = pixel_shuffle_permutation(C, s)``, ``ours[..., j] = torch[..., perm[j]]``
+  for kernels (last axis) and biases.
+
+  Args:
+    channels: ``C``, the channel count *after* the shuffle.
+    scale: ``s``.
+
+  Returns:
+    int64 array of length ``C*s*s``.
+  """
+  j = np.arange(channels * scale * scale)
+  c = j % channels
+  sub = j // channels  # dy*s + dx
+  return c * scale * scale + sub
+
+
+class Conv(nn.Module):
+  """2-D convolution with PyTorch-style symmetric padding modes.
+
+  ``[N, H, W, Cin] -> [N, H', W', features]``. 1x1 stride-1 convolutions are
+  computed as a matmul (faster on CPU); parameters are always
+  ``kernel [k, k, Cin, features]`` and ``bias [features]``.
+
+  Attributes:
+    features: output channels.
+    kernel_size: square kernel size.
+    strides: stride.
+    padding: ``'zero'`` ('same' size with zeros: ``(k-1)//2`` before, ``k//2``
+      after), ``'edge'`` (replicate, MATLAB ``imfilter(..., 'replicate')``),
+      ``'valid'``, or an int ``p`` (``p`` zeros on every side, as
+      ``torch.nn.Conv2d(padding=p)``).
+    use_bias: add a bias.
+  """
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  padding: str | int = 'zero'
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros
+
+  def pad_amounts(self) -> tuple[int, int]:
+    k = self.kernel_size
+    if isinstance(self.padding, int):
+      return (self.padding, self.padding)
+    if self.padding == 'valid':
+      return (0, 0)
+    if self.padding in ('zero', 'edge'):
+      return ((k - 1) // 2, k // 2)
+    raise ValueError(f"unknown padding {self.padding!r}")
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k = self.kernel_size
+    kernel = self.param('kernel', self.kernel_init,
+                        (k, k, x.shape[-1], self.features), jnp.float32)
+    lo, hi = self.pad_amounts()
+    if k == 1 and self.strides == 1 and lo == hi == 0:
+      y = x @ kernel[0, 0]
+    else:
+      if self.padding == 'edge':
+        x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode='edge')
+        pads = ((0, 0), (0, 0))
+      else:
+        pads = ((lo, hi), (lo, hi))
+      y = jax.lax.conv_general_dilated(
+          x, kernel, window_strides=(self.strides, self.strides), padding=pads,
+          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.use_bias:
+      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    return y
+
+
+class ConvTranspose(nn.Module):
+  """Transposed convolution with PyTorch ``ConvTranspose2d`` semantics.
+
+  ``out[s*i - padding + k] += x[i] * kernel[k]`` (per spatial axis), output size
+  ``(H - 1)*s - 2*padding + kernel_size + output_padding``. The kernel is stored
+  ``[k, k, Cin, features]``; from PyTorch ``weight [in, out, kh, kw]`` take
+  ``weight.permute(2, 3, 0, 1)``.
+  """
+  features: int
+  kernel_size: int
+  strides: int = 1
+  padding: int = 0
+  output_padding: int = 0
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k, s, p = self.kernel_size, self.strides, self.padding
+    kernel = self.param('kernel', self.kernel_init,
+                        (k, k, x.shape[-1], self.features), jnp.float32)
+    lo, hi = k - 1 - p, k - 1 - p + self.output_padding
+    y = jax.lax.conv_general_dilated(
+        x, kernel[::-1, ::-1], window_strides=(1, 1), padding=((lo, hi), (lo, hi)),
+        lhs_dilation=(s, s), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.use_bias:
+      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    return y
+
+
+class PReLU(nn.Module):
+  """Parametric ReLU ``max(x, 0) + alpha * min(x, 0)``.
+
+  Attributes:
+    per_channel: one ``alpha`` per channel (parameter ``alpha [C]``, as
+      ``torch.nn.PReLU(C)``) or a single shared one (``alpha []``, as
+      ``torch.nn.PReLU()``).
+    init: initial slope (PyTorch uses 0.25).
+  """
+  per_channel: bool = True
+  init: float = 0.25
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    shape = (x.shape[-1],) if self.per_channel else ()
+    alpha = self.param('alpha', nn.initializers.constant(self.init), shape, jnp.float32)
+    return jnp.where(x >= 0, x, alpha * x)
+
+
+class GlobalAvgPool(nn.Module):
+  """Spatial mean, ``[N, H, W, C] -> [N, 1, 1, C]`` (a module so inference can mask it)."""
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    return jnp.mean(x, axis=(1, 2), keepdims=True)
+
+
+def upscale_fn(x: Array, scale: int) -> Array:
+  """MATLAB-exact bicubic upscaling of ``[N, h, w, C]`` to ``[N, s*h, s*w, C]``.
+
+  Uses :func:`jaxsr.imresize.imresize` (imported lazily). Only if that module
+  cannot be imported, falls back to ``jax.image.resize(..., 'bicubic')``, which
+  differs from MATLAB near the borders.
+  """
+  try:
+    from jaxsr import imresize  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    imresize = None
+  if imresize is not None:
+    return imresize.imresize(x, scale=scale)
+  n, h, w, c = x.shape
+  return jax.image.resize(x, (n, h * scale, w * scale, c), 'bicubic')
+
+
+class Upsample(nn.Module):
+  """Parameter-free interpolation by an integer factor.
+
+  Attributes:
+    scale: integer factor.
+    method: ``'bicubic'`` (MATLAB ``imresize``, see :func:`upscale_fn`),
+      ``'bilinear'`` (``align_corners=False``, as ``F.interpolate``) or
+      ``'nearest'``.
+  """
+  scale: int
+  method: str = 'bicubic'
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    s = self.scale
+    if self.method == 'bicubic':
+      return upscale_fn(x, s)
+    if self.method == 'nearest':
+      return jnp.repeat(jnp.repeat(x, s, axis=1), s, axis=2)
+    if self.method == 'bilinear':
+      n, h, w, c = x.shape
+      return jax.image.resize(x, (n, h * s, w * s, c), 'bilinear')
+    raise ValueError(f"unknown method {self.method!r}")
+
+
+class MeanShift(nn.Module):
+  """``(x - mean) * img_range`` (``sign=-1``) or ``x / img_range + mean`` (``sign=+1``).
+
+  BasicSR's form of EDSR's MeanShift for inputs in [0, 1]: the body works on
+  [0, img_range]-scaled, mean-subtracted values, which is what the published
+  EDSR/RCAN weights (trained with rgb_range 255) expect.
+  """
+  mean: Sequence[float] = DIV2K_RGB_MEAN
+  img_range: float = 255.
+  sign: int = -1
+
+  def __call__(self, x: Array) -> Array:
+    c = x.shape[-1]
+    mean = jnp.asarray(self.mean, jnp.float32)
+    if mean.shape[0] != c:
+      mean = jnp.full((c,), jnp.mean(mean), jnp.float32)
+    if self.sign < 0:
+      return (x - mean) * self.img_range
+    return x / self.img_range + mean
+
+
+def upsample_stages(scale: int) -> list[int]:
+  """Factors of the sub-pixel stages for ``scale``: 2**k -> [2]*k, 3 -> [3]."""
+  if scale == 3:
+    return [3]
+  if scale >= 2 and scale & (scale - 1) == 0:
+    return [2] * int(math.log2(scale))
+  raise ValueError(f"scale {scale} not supported (use 2, 3, 4 or 8)")
+
+
+class Upsampler(nn.Module):
+  """EDSR/RCAN upsampler: per stage ``Conv(num_feat*r*r) -> depth_to_space(r)``.
+
+  ``scale`` 2**k uses k x2 stages, 3 one x3 stage. Submodules ``conv_0``,
+  ``conv_1``, ... (PyTorch ``upsample.0``, ``upsample.2``, ...; permute their
+  output channels with :func:`pixel_shuffle_permutation`).
+
+  Attributes:
+    scale: 2, 3, 4 or 8.
+    num_feat: channels in and out.
+    activation: optional activation after each shuffle (SRResNet uses PReLU;
+      pass ``'prelu'``).
+  """
+  scale: int
+  num_feat: int
+  activation: str | None = None
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    for i, r in enumerate(upsample_stages(self.scale)):
+      x = Conv(self.num_feat * r * r, 3, name=f'conv_{i}')(x)
+      x = depth_to_space(x, r)
+      if self.activation == 'prelu':
+        x = PReLU(per_channel=False, name=f'prelu_{i}')(x)
+      elif self.activation is not None:
+        x = activation_fn(self.activation)(x)
+    return x
+
+
+class ResidualBlock(nn.Module):
+  """EDSR ResBlock / BasicSR ResidualBlockNoBN: ``x + res_scale * conv2(relu(conv1(x)))``."""
+  num_feat: int = 64
+  res_scale: float = 1.
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    y = Conv(self.num_feat, 3, name='conv1')(x)
+    y = Conv(self.num_feat, 3, name='conv2')(nn.relu(y))
+    return x + self.res_scale * y if self.res_scale != 1 else x + y
+
+
+class ChannelAttention(nn.Module):
+  """RCAN channel attention: ``x * sigmoid(W_up relu(W_down mean_hw(x)))``.
+
+  Submodules ``conv_down`` (1x1, C -> C//reduction) and ``conv_up`` (1x1,
+  C//reduction -> C), both with bias (PyTorch ``conv_du.0`` / ``conv_du.2``).
+  """
+  num_feat: int = 64
+  reduction: int = 16
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    y = GlobalAvgPool()(x)
+    y = nn.relu(Conv(self.num_feat // self.reduction, 1, name='conv_down')(y))
+    y = nn.sigmoid(Conv(self.num_feat, 1, name='conv_up')(y))
+    return x * y
+
+
+def activation_fn(name: str) -> Callable[[Array], Array]:
+  """Named activation: 'relu', 'tanh', 'sigmoid', 'lrelu' (0.2), 'lrelu0.1', 'identity'."""
+  if name == 'relu':
+    return nn.relu
+  if name == 'tanh':
+    return jnp.tanh
+  if name == 'sigmoid':
+    return nn.sigmoid
+  if name.startswith('lrelu'):
+    slope = float(name[5:]) if len(name) > 5 else 0.2
+    return lambda x: nn.leaky_relu(x, slope)
+  if name in ('identity', 'none'):
+    return lambda x: x
+  raise ValueError(f"unknown activation {name!r}")
+
+
+def check_channels(x: Array, channels: int, model: str) -> None:
+  """Raises ValueError unless ``x`` is ``[N, H, W, channels]``."""
+  if x.ndim != 4 or x.shape[-1] != channels:
+    raise ValueError(f"{model} expects [N, H, W, {channels}] input, got {x.shape}; "
+                     f"set channels={x.shape[-1] if x.ndim == 4 else '?'}")
+
