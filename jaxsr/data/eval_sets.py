@@ -1,0 +1,102 @@
+"""Evaluation sets by registered name (set5, set14, ...) or by folder path.
+
+A registered name is looked up as a folder of HR images under the data directories: the
+``data_dir`` argument, then ``$JAXSR_DATA_DIR``. Under each, ``<Name>``, ``benchmarks/<Name>`` and
+their ``HR`` / ``GTmod12`` / ``original`` subfolders are tried (BasicSR's and the common download
+layouts). ``embedded`` is the test split of the embedded default images (no files needed).
+Whole images come out in their own sizes, uint8 ``[H, W, 1 or 3]``, sorted by file name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Sequence
+
+import numpy as np
+
+from jaxsr.data.embedded import embedded_images
+from jaxsr.data.images import list_images, read_image
+from jaxsr.errors import InputError
+
+__all__ = ["EVAL_SETS", "EvalImage", "list_eval_sets", "load_eval_set", "resolve_eval_set"]
+
+# registered name -> (display name, folder names tried)
+EVAL_SETS = {
+    "set5": ("Set5", ("Set5",)),
+    "set14": ("Set14", ("Set14",)),
+    "bsd100": ("B100", ("BSD100", "B100", "BSDS100")),
+    "urban100": ("Urban100", ("Urban100",)),
+    "manga109": ("Manga109", ("Manga109",)),
+    "embedded": ("Embedded", ()),
+}
+_ALIASES = {"b100": "bsd100", "bsds100": "bsd100"}
+_SUBFOLDERS = ("", "HR", "GTmod12", "original")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalImage:
+  """One evaluation image: its name (file stem) and HR pixels, uint8 ``[H, W, C]``."""
+  name: str
+  hr: np.ndarray
+
+
+def list_eval_sets() -> list[str]:
+  """The registered evaluation set names."""
+  return sorted(EVAL_SETS)
+
+
+def _data_dirs(data_dir: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[pathlib.Path]:
+  dirs = []
+  if data_dir:
+    dirs += [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
+  if os.environ.get("JAXSR_DATA_DIR"):
+    dirs += os.environ["JAXSR_DATA_DIR"].split(os.pathsep)
+  return [pathlib.Path(d).expanduser() for d in dirs]
+
+
+def resolve_eval_set(spec: str, *, data_dir=None) -> tuple[str, pathlib.Path | None]:
+  """Maps a set name or folder path to ``(display name, folder)``; folder is None for embedded.
+
+  Raises:
+    InputError: unknown name, or a registered set whose folder is in none of the data dirs.
+  """
+  key = _ALIASES.get(spec.lower(), spec.lower())
+  if key in EVAL_SETS:
+    display, folders = EVAL_SETS[key]
+    if not folders:
+      return display, None
+    tried = []
+    for root in _data_dirs(data_dir):
+      for folder in folders:
+        for base in (root / folder, root / "benchmarks" / folder):
+          for sub in _SUBFOLDERS:
+            candidate = base / sub if sub else base
+            tried.append(candidate)
+            if candidate.is_dir() and any(p.suffix.lower() in (".png", ".bmp", ".jpg", ".tif")
+                                          for p in candidate.iterdir()):
+              return display, candidate
+    where = ", ".join(str(p) for p in tried[::len(_SUBFOLDERS)][:4]) or "(no data dir given)"
+    raise InputError(
+        f"{spec}: dataset folder not found; expected the HR images of {display} in "
+        f"<data dir>/{folders[0]} or <data dir>/benchmarks/{folders[0]} (pass --data-dir or set "
+        f"JAXSR_DATA_DIR); looked in {where}")
+  path = pathlib.Path(spec).expanduser()
+  if path.exists() or os.sep in spec or spec.startswith("."):
+    if not path.is_dir():
+      raise InputError(f"{spec}: not a folder of images" if path.exists() else f"{spec}: no such folder")
+    return path.resolve().name, path
+  raise InputError(f"{spec}: unknown dataset; expected one of {', '.join(list_eval_sets())} or a folder path")
+
+
+def load_eval_set(spec: str, *, data_dir=None) -> tuple[str, list[EvalImage]]:
+  """Loads a whole evaluation set: ``(display name, [EvalImage, ...])``.
+
+  Raises:
+    InputError: unknown name, missing or empty folder, unreadable image (naming the file).
+  """
+  display, folder = resolve_eval_set(spec, data_dir=data_dir)
+  if folder is None:
+    return display, [EvalImage(name, hr) for name, hr in embedded_images("test")]
+  return display, [EvalImage(p.stem, read_image(p)) for p in list_images(folder)]

@@ -1,0 +1,108 @@
+"""Reading image files into uint8 arrays, with one-line errors that name the file.
+
+Contract of ``read_image``: returns uint8 ``[H, W, 1]`` for greyscale files and ``[H, W, 3]``
+for colour files. An alpha channel is dropped with a warning; 16-bit images are scaled to 8-bit
+(``round(v * 255 / 65535)``); palette and other modes are converted to RGB. Anything that cannot
+be decoded raises ``jaxsr.errors.InputError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from jaxsr.errors import InputError
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image"]
+
+IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+
+
+def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
+  """Image files directly inside ``folder``, sorted by name.
+
+  Raises:
+    InputError: the folder does not exist, is not a folder, or holds no image files.
+  """
+  folder = pathlib.Path(folder)
+  if not folder.exists():
+    raise InputError(f"{folder}: no such folder")
+  if not folder.is_dir():
+    raise InputError(f"{folder}: not a folder")
+  files = sorted(p for p in folder.iterdir()
+                 if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+  if not files:
+    raise InputError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+  return files
+
+
+def _to_uint8(array: np.ndarray, path: pathlib.Path) -> np.ndarray:
+  if array.dtype == np.uint8:
+    return array
+  if array.dtype == bool:
+    return array.astype(np.uint8) * 255
+  if array.dtype in (np.uint16, np.int32, np.int16, np.uint32) or np.issubdtype(array.dtype, np.integer):
+    top = 65535.0 if array.max(initial=0) > 255 or array.dtype == np.uint16 else 255.0
+    return np.floor(np.clip(array.astype(np.float64), 0, top) * (255.0 / top) + 0.5).astype(np.uint8)
+  raise InputError(f"{path}: unsupported pixel type {array.dtype}")
+
+
+def _read_png16(path: pathlib.Path, data: bytes) -> np.ndarray:
+  """Decodes a 16-bit PNG (Pillow truncates 16-bit colour to 8 bits) and scales it to uint8."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  try:
+    array = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+  except tf.errors.OpError as e:
+    raise InputError(f"{path}: cannot read image ({e.message.splitlines()[0]})") from None
+  if array.shape[-1] in (2, 4):
+    warnings.warn(f"{path}: alpha channel dropped", stacklevel=3)
+    array = array[..., :-1]
+  return _to_uint8(array, path)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+  """Reads one image file as uint8 ``[H, W, 1]`` (grey) or ``[H, W, 3]`` (colour).
+
+  Raises:
+    InputError: missing, unreadable or corrupt file.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise InputError(f"{path}: no such image file")
+  with open(path, "rb") as f:
+    header = f.read(26)
+  if header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16:
+    return _read_png16(path, path.read_bytes())
+  try:
+    with Image.open(path) as img:
+      img.load()
+      mode = img.mode
+      if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        array = _to_uint8(np.asarray(img), path)
+      elif mode in ("L", "1"):
+        array = _to_uint8(np.asarray(img.convert("L")), path)
+      elif mode == "LA":
+        warnings.warn(f"{path}: alpha channel dropped", stacklevel=2)
+        array = np.asarray(img.convert("L"))
+      elif mode in ("RGBA", "PA") or (mode == "P" and "transparency" in img.info):
+        warnings.warn(f"{path}: alpha channel dropped", stacklevel=2)
+        array = np.asarray(img.convert("RGBA"))[..., :3]
+      elif mode == "RGB":
+        array = np.asarray(img)
+      else:
+        array = np.asarray(img.convert("RGB"))
+  except InputError:
+    raise
+  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    raise InputError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+  array = np.ascontiguousarray(array)
+  if array.ndim == 2:
+    array = array[..., None]
+  if array.ndim != 3 or array.shape[-1] not in (1, 3) or min(array.shape[:2]) < 1:
+    raise InputError(f"{path}: unsupported image shape {array.shape}")
+  return array
