@@ -221,7 +221,6 @@ class _SRBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   LAYOUT = ''
   HOMEPAGE = ''
   NEEDS_FILES = True
-  disable_shuffling = True  # keep file order (examples come out sorted by file name)
 
   @classmethod
   def short_name(cls) -> str:
@@ -245,6 +244,7 @@ class _SRBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         description=f'{self.TITLE} with MATLAB-bicubic LR images (jaxsr). Layout: {self.LAYOUT}.',
         features=tfds.features.FeaturesDict(features),
         homepage=self.HOMEPAGE or None,
+        disable_shuffling=True,  # keep file order (examples come out sorted by file name)
     )
 
   # -- Source discovery (also used before building, to fail early with the layout). --
