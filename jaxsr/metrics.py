@@ -75,8 +75,8 @@ def quantize(images: jax.Array, *, max_value: float = 1.0) -> jax.Array:
   Returns:
     Same shape and dtype, on the grid ``k * max_value / 255``.
   """
-  step = max_value / 255.0
-  return jnp.floor(jnp.clip(images, 0.0, max_value) / step + 0.5) * step
+  levels = 255.0 / max_value
+  return jnp.floor(jnp.clip(images, 0.0, max_value) * levels + 0.5) / levels
 
 
 def _mse(x, y, axes=(-3, -2, -1)):
