@@ -521,7 +521,8 @@ def prepare(builder: _SRBuilder, *, manual_dir: str | os.PathLike | None = None)
 
 def load(name: str, *, split: str, data_dir: str | os.PathLike | None = None,
          manual_dir: str | os.PathLike | None = None, scales: Sequence[int] = DEFAULT_SCALES,
-         try_autocache: bool = True, shuffle_files: bool = False) -> tf.data.Dataset:
+         try_autocache: bool = True, shuffle_files: bool = False,
+         decoders: Mapping[str, Any] | None = None) -> tf.data.Dataset:
   """Prepares (from local files, if needed) and opens one split as a ``tf.data.Dataset``.
 
   Elements are dicts ``{'name': string, 'hr': uint8 [H, W, 3], 'channels': int32,
@@ -536,8 +537,28 @@ def load(name: str, *, split: str, data_dir: str | os.PathLike | None = None,
   base = split.split('[')[0].split('+')[0]
   if base not in builder.info.splits:
     raise InputError(f'{builder.name}: no split {split!r}; it has {", ".join(builder.info.splits)}')
-  return builder.as_dataset(split=split, shuffle_files=shuffle_files,
+  return builder.as_dataset(split=split, shuffle_files=shuffle_files, decoders=decoders,
                             read_config=tfds.ReadConfig(try_autocache=try_autocache))
+
+
+def _decoded(name: str, *, split: str, data_dir, manual_dir, scales: Sequence[int],
+             process_index: int = 0, process_count: int = 1) -> tf.data.Dataset:
+  """The split with every ``process_count``-th example from ``process_index``, decoded in
+  parallel (PNG decoding only for this host's examples)."""
+  image_keys = ['hr'] + [f'lr_x{s}' for s in scales]
+  dataset = load(name, split=split, data_dir=data_dir, manual_dir=manual_dir, scales=scales,
+                 try_autocache=False,
+                 decoders={k: tfds.decode.SkipDecoding() for k in image_keys})
+  if process_count > 1:
+    dataset = dataset.shard(process_count, process_index)
+
+  def decode(record):
+    record = dict(record)
+    for k in image_keys:
+      record[k] = tf.io.decode_png(record[k], channels=3)
+    return record
+
+  return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _to_example(record: Mapping[str, Any], scales: Sequence[int]) -> SRExample:
@@ -556,17 +577,22 @@ def eval_examples(name: str, *, split: str = 'test', data_dir=None, manual_dir=N
   greyscale sources) and ``lr`` (``{s: uint8 [H // s, W // s, C]}``); the HR partner of
   ``lr[s]`` is ``modcrop(hr, s)``.
   """
-  dataset = load(name, split=split, data_dir=data_dir, manual_dir=manual_dir, scales=scales,
-                 try_autocache=False)
+  dataset = _decoded(name, split=split, data_dir=data_dir, manual_dir=manual_dir, scales=scales)
   for record in tfds.as_numpy(dataset):
     yield _to_example(record, scales)
 
 
 def examples(name: str, *, split: str, data_dir=None, manual_dir=None,
-             scales: Sequence[int] = DEFAULT_SCALES) -> list[SRExample]:
-  """All examples of a split as a list (decoded into memory; see ``eval_examples``)."""
-  return list(eval_examples(name, split=split, data_dir=data_dir, manual_dir=manual_dir,
-                            scales=scales))
+             scales: Sequence[int] = DEFAULT_SCALES, process_index: int = 0,
+             process_count: int = 1) -> list[SRExample]:
+  """A split decoded into memory: ``[SRExample]`` in file order.
+
+  With ``process_count > 1`` only examples ``process_index::process_count`` are read and
+  decoded (each host caches its own disjoint share).
+  """
+  dataset = _decoded(name, split=split, data_dir=data_dir, manual_dir=manual_dir, scales=scales,
+                     process_index=process_index, process_count=process_count)
+  return [_to_example(record, scales) for record in tfds.as_numpy(dataset)]
 
 
 def tfds_eval_images(name: str, split: str = 'test', data_dir=None,
