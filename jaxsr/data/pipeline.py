@@ -304,9 +304,12 @@ class TrainPipeline:
               (self.batch_size, self.hr_patch, self.hr_patch, self.channels),
               (self.batch_size,)]
 
+    def numpy_batch(k):
+      batch = self.batch(int(k))
+      return tuple(batch[key] for key in keys)
+
     def make(step):
-      values = tf.numpy_function(lambda k: tuple(self.batch(int(k))[key] for key in keys),
-                                 [step], dtypes, stateful=False)
+      values = tf.numpy_function(numpy_batch, [step], dtypes, stateful=False)
       return {key: tf.ensure_shape(v, shape) for key, v, shape in zip(keys, values, shapes)}
 
     dataset = tf.data.Dataset.range(start_step, stop)
