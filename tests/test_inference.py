@@ -1,0 +1,197 @@
+"""Tests for jaxsr.inference: structures, exact bucketing, tiling, self-ensemble, compiles."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsr import inference
+from jaxsr import models
+from jaxsr.models import registry
+
+TINY = {
+    'srcnn': dict(n1=8, n2=4),
+    'fsrcnn': dict(d=8, s=4, m=1),
+    'espcn': dict(n1=8, n2=4),
+    'vdsr': dict(depth=3, num_feat=8),
+    'edsr_baseline': dict(num_feat=8, num_block=1),
+    'rcan': dict(num_feat=8, num_group=1, num_block=2, reduction=4),
+    'srresnet': dict(num_feat=8, num_block=1),
+    'msrresnet': dict(num_feat=8, num_block=1),
+    'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
+}
+
+# Set14 HR sizes (height, width).
+SET14_HR = [(480, 500), (576, 720), (512, 512), (288, 352), (361, 250), (276, 276), (362, 500),
+            (288, 352), (512, 512), (512, 512), (512, 768), (512, 512), (656, 529), (391, 586)]
+
+
+def random_variables(model, x, seed=0):
+  """Random variables from ``jax.eval_shape`` shapes (no compiled init)."""
+  shapes = registry.abstract_variables(model, jax.ShapeDtypeStruct(x.shape, jnp.float32))
+  rng = np.random.default_rng(seed)
+
+  def make(path, leaf):
+    name = str(getattr(path[-1], 'key', path[-1]))
+    if name == 'kernel':
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      return jnp.asarray(rng.standard_normal(leaf.shape) / np.sqrt(fan_in), jnp.float32)
+    if name in ('scale', 'var'):
+      return jnp.ones(leaf.shape, jnp.float32)
+    if name == 'alpha':
+      return jnp.full(leaf.shape, 0.25, jnp.float32)
+    return jnp.asarray(0.1 * rng.standard_normal(leaf.shape), jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(make, shapes)
+
+
+def _tiny(name, scale, **kw):
+  model = models.get_model(name, scale=scale, **{**TINY[name], **kw})
+  variables = random_variables(model, jnp.zeros((1, 8, 8, model.channels)))
+  return model, variables
+
+
+def _images(shapes, channels, seed=0):
+  rng = np.random.default_rng(seed)
+  return [rng.random((h, w, channels), dtype=np.float32) for h, w in shapes]
+
+
+def _direct(model, variables, im):
+  return np.asarray(jax.jit(model.apply)(variables, jnp.asarray(im)[None]))[0]
+
+
+def _max_rel_diff(a, b):
+  return float(np.abs(a - b).max() / max(1., np.abs(b).max()))
+
+
+def test_structures_and_odd_sizes():
+  model, variables = _tiny('fsrcnn', 3)
+  single = _images([(13, 11)], 1)[0]
+  out = inference.upscale(model, variables, single)
+  assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (39, 33, 1)
+  np.testing.assert_allclose(out, _direct(model, variables, single), atol=1e-5)
+  out2d = inference.upscale(model, variables['params'], single[..., 0])  # bare params accepted
+  assert out2d.shape == (39, 33)
+  np.testing.assert_allclose(out2d, out[..., 0], atol=1e-6)
+  batch = np.stack(_images([(9, 10)] * 3, 1, seed=1))
+  out = inference.upscale(model, variables, batch, batch_size=2)
+  assert out.shape == (3, 27, 30, 1)
+  np.testing.assert_allclose(out[2], _direct(model, variables, batch[2]), atol=1e-5)
+  ims = _images([(5, 7), (17, 3), (1, 1)], 1, seed=2)
+  outs = inference.upscale(model, variables, ims)
+  assert isinstance(outs, list) and [o.shape for o in outs] == [(15, 21, 1), (51, 9, 1), (3, 3, 1)]
+  for o, im in zip(outs, ims):
+    np.testing.assert_allclose(o, _direct(model, variables, im), atol=1e-5)
+
+
+@pytest.mark.parametrize('name', sorted(TINY))
+def test_bucketed_output_equals_unpadded(name):
+  model, variables = _tiny(name, 2)
+  ims = _images([(13, 7), (21, 18)], model.channels)
+  outs = inference.upscale(model, variables, ims, bucket=16, batch_size=2)
+  for o, im in zip(outs, ims):
+    want = _direct(model, variables, im)
+    assert o.shape == want.shape
+    assert _max_rel_diff(o, want) < 1e-5, name
+
+
+def test_naive_padding_would_not_be_exact():
+  """Why inference masks: padding the input alone changes the border outputs."""
+  model, variables = _tiny('edsr_baseline', 2)
+  im = _images([(13, 7)], 3)[0]
+  padded = np.pad(im, ((0, 3), (0, 9), (0, 0)), mode='edge')
+  naive = _direct(model, variables, padded)[:26, :14]
+  want = _direct(model, variables, im)
+  assert _max_rel_diff(naive, want) > 1e-3
+  got = inference.upscale(model, variables, im, bucket=16)
+  assert _max_rel_diff(got, want) < 1e-5
+
+
+@pytest.mark.parametrize('name,tile,overlap', [('fsrcnn', 16, 10), ('edsr_baseline', 16, 12),
+                                               ('srcnn', 20, 14)])
+def test_tiled_equals_untiled(name, tile, overlap):
+  # Receptive-field radius in LR px, which overlap // 2 must cover: FSRCNN tiny 2 (5x5) + 1 (3x3)
+  # + 2 (the x3 deconvolution reaches LR pixels i-1 .. i+2) = 5; EDSR tiny 1 + 2 + 1 + 1 (LR
+  # convs) + 1 (conv_last at HR, 1/2 LR px, rounded up) = 6; SRCNN x3 ~ (4+2+2)/3 + 2 (bicubic) = 5.
+  model, variables = _tiny(name, 3 if name != 'edsr_baseline' else 2)
+  ims = _images([(40, 29), (10, 45)], model.channels, seed=3)  # second is thinner than a tile
+  whole = inference.upscale(model, variables, ims)
+  tiled = inference.upscale(model, variables, ims, tile=tile, tile_overlap=overlap, batch_size=4)
+  for t, w in zip(tiled, whole):
+    assert t.shape == w.shape
+    assert _max_rel_diff(t, w) < 1e-5
+
+
+def test_tiling_too_small_overlap_differs():
+  model, variables = _tiny('edsr_baseline', 2)
+  im = _images([(40, 29)], 3, seed=3)[0]
+  whole = inference.upscale(model, variables, im)
+  tiled = inference.upscale(model, variables, im, tile=16, tile_overlap=2)
+  assert _max_rel_diff(tiled, whole) > 1e-4
+
+
+def test_self_ensemble_is_mean_of_inverted_outputs():
+  model, variables = _tiny('fsrcnn', 2)
+  im = _images([(9, 6)], 1, seed=4)[0]
+  got = inference.upscale(model, variables, im, self_ensemble=True)
+  outs = []
+  for k in range(8):
+    x = np.rot90(im[:, ::-1] if k >= 4 else im, k % 4, axes=(0, 1))
+    y = np.rot90(_direct(model, variables, np.ascontiguousarray(x)), -(k % 4), axes=(0, 1))
+    outs.append(y[:, ::-1] if k >= 4 else y)
+  np.testing.assert_allclose(got, np.mean(outs, axis=0), atol=1e-5)
+  assert np.abs(got - _direct(model, variables, im)).max() > 1e-4  # FSRCNN is not equivariant
+
+
+def test_self_ensemble_of_equivariant_model_is_identity():
+  # VDSR with dihedrally symmetric kernels (and symmetric bicubic / zero padding) is
+  # equivariant to flips and 90-degree rotations, so the ensemble changes nothing.
+  model, variables = _tiny('vdsr', 2)
+
+  def symmetrize(path, leaf):
+    if str(getattr(path[-1], 'key', '')) != 'kernel':
+      return leaf
+    ks = [jnp.rot90(leaf, r, axes=(0, 1)) for r in range(4)]
+    ks += [k[:, ::-1] for k in ks]
+    return sum(ks) / 8
+  variables = jax.tree_util.tree_map_with_path(symmetrize, variables)
+  im = _images([(11, 8)], 1, seed=5)[0]
+  plain = inference.upscale(model, variables, im)
+  ens = inference.upscale(model, variables, im, self_ensemble=True)
+  np.testing.assert_allclose(ens, plain, atol=1e-5)
+
+
+def test_compile_count_set14_shapes():
+  inference.clear_cache()
+  assert inference.compile_count() == 0
+  scale = 4
+  shapes = [(h // scale, w // scale) for h, w in SET14_HR]
+  assert len(set(shapes)) == 10
+  model, variables = _tiny('fsrcnn', scale, d=4, s=2)
+  ims = _images(shapes, 1, seed=6)
+  plan = inference.plan_compilations([s + (1,) for s in shapes])
+  assert len(plan) == 4  # the number documented in jaxsr.inference
+  outs = inference.upscale(model, variables, ims)
+  assert [o.shape[:2] for o in outs] == [(scale * h, scale * w) for h, w in shapes]
+  assert inference.compile_count() == 4
+  # Same sizes again, and an equal model object: nothing new is compiled.
+  same_model = models.get_model('fsrcnn', scale=scale, **{**TINY['fsrcnn'], 'd': 4, 's': 2})
+  inference.upscale(same_model, variables, ims[:3])
+  assert inference.compile_count() == 4
+  # Tiles all have one shape: one compile for full batches (+1 for a smaller last batch).
+  before = inference.compile_count()
+  inference.upscale(model, variables, ims, tile=64, tile_overlap=16, batch_size=4)
+  plan = inference.plan_compilations([s + (1,) for s in shapes], tile=64, tile_overlap=16,
+                                     batch_size=4)
+  assert inference.compile_count() - before == len(plan) == 1
+
+
+def test_batched_equals_unbatched():
+  model, variables = _tiny('espcn', 3)
+  ims = _images([(8, 9)] * 5 + [(7, 7)], 1, seed=7)
+  one = inference.upscale(model, variables, ims, batch_size=1)
+  four = inference.upscale(model, variables, ims, batch_size=4)
+  for a, b in zip(one, four):
+    np.testing.assert_allclose(a, b, atol=1e-6)
