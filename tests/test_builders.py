@@ -38,13 +38,13 @@ def _smooth(h, w, c, seed):
   return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def test_names_do_not_collide_with_tfds():
+def test_names_do_not_collide_with_tfds(tmp_path):
   names = {cls.name for cls in builders.BUILDERS.values()}
   assert all(n.startswith('jaxsr_') for n in names)
   assert {'set5', 'set14', 'bsd100', 'urban100', 'manga109', 't91', 'general100', 'bsd200',
           'bsd300', 'bsd500', 'div2k', 'flickr2k', 'df2k', 'image_folder',
           'embedded'} <= set(builders.builder_names())
-  assert builders.get_builder('B100', data_dir='/nonexistent').name == 'jaxsr_bsd100'
+  assert builders.get_builder('B100', data_dir=tmp_path).name == 'jaxsr_bsd100'
 
 
 def test_embedded_builds_with_no_files(data_dir):
@@ -181,3 +181,34 @@ def test_custom_scales_are_their_own_config(tmp_path):
   assert set(builder.info.features) == {'name', 'hr', 'channels', 'lr_x2', 'lr_x8'}
   with pytest.raises(InputError, match='scales'):
     builders.get_builder('embedded', data_dir=tmp_path, scales=(1,))
+
+
+def _write(folder, stems, seed=0):
+  folder.mkdir(parents=True, exist_ok=True)
+  for i, stem in enumerate(stems):
+    Image.fromarray(_smooth(16, 20, 3, seed + i)).save(folder / f'{stem}.png')
+
+
+def test_df2k_combines_div2k_and_flickr2k(tmp_path):
+  root = tmp_path / 'data'
+  _write(root / 'DIV2K' / 'DIV2K_train_HR', ['0001', '0002'])
+  _write(root / 'DIV2K' / 'DIV2K_valid_HR', ['0801'])
+  _write(root / 'Flickr2K' / 'Flickr2K_HR', ['000001'])
+  train = builders.examples('df2k', split='train', data_dir=tmp_path / 'tfds', manual_dir=root,
+                            scales=(2,))
+  assert [e.name for e in train] == ['0001', '0002', '000001']
+  sources = builders.get_builder('df2k', data_dir=tmp_path).find_sources(root)
+  assert [s.name for s in sources['validation']] == ['0801']
+
+
+def test_bsds_layouts_are_found(tmp_path):
+  for split in ('train', 'val', 'test'):
+    _write(tmp_path / 'BSR' / 'BSDS500' / 'data' / 'images' / split, [f'{split}1'])
+  sources = builders.get_builder('bsd500', data_dir=tmp_path).find_sources(tmp_path)
+  assert {k: [s.name for s in v] for k, v in sources.items()} == {
+      'train': ['train1'], 'validation': ['val1'], 'test': ['test1']}
+  _write(tmp_path / 'BSDS300' / 'images' / 'train', ['a', 'b'])
+  _write(tmp_path / 'BSDS300' / 'images' / 'test', ['c'])
+  assert len(builders.get_builder('bsd200', data_dir=tmp_path).find_sources(tmp_path)['train']) == 2
+  assert set(builders.get_builder('bsd300', data_dir=tmp_path).find_sources(tmp_path)) == {
+      'train', 'test'}
