@@ -360,3 +360,171 @@ def test_list_cli_table(capsys):
   assert models_main.main(['--list', '--kind', 'discriminator']) == 0
   out = capsys.readouterr().out
   assert 'esrgan_discriminator' in out and 'srcnn' not in out
+
+
+# ---------------------------------------------------------------------------
+# BasicSR oracle: same weights, same outputs (tools/install_oracle.sh).
+
+
+def _load_basicsr_archs():
+  """Loads BasicSR's arch modules without importing basicsr/__init__ (needs torchvision).
+
+  ``arch_util`` imports torchvision and the deformable-conv extension only for DCN layers;
+  they are stubbed while it loads and the torchvision stub is removed afterwards.
+  """
+  import importlib.util
+  import logging
+  import pathlib
+  import sys
+  import types
+  torch = pytest.importorskip('torch')
+  spec = importlib.util.find_spec('basicsr')
+  if spec is None or not spec.submodule_search_locations:
+    pytest.skip('basicsr (oracle) not installed')
+  root = pathlib.Path(list(spec.submodule_search_locations)[0])
+
+  def stub(name, path=None):
+    module = sys.modules.get(name)
+    if module is None or (path is not None and not hasattr(module, '__path__')):
+      module = types.ModuleType(name)
+      if path is not None:
+        module.__path__ = [str(path)]
+      sys.modules[name] = module
+    return module
+
+  def load(name, path):
+    if name in sys.modules and getattr(sys.modules[name], '__file__', None):
+      return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+  added_tv = 'torchvision' not in sys.modules
+  added_dcn = 'basicsr.ops.dcn' not in sys.modules
+  try:
+    if added_tv:
+      tv = stub('torchvision')
+      tv.__version__ = '0.0.0'
+    stub('basicsr', root)
+    utils = stub('basicsr.utils', root / 'utils')
+    if not hasattr(utils, 'get_root_logger'):
+      utils.get_root_logger = lambda *a, **k: logging.getLogger('basicsr')
+    stub('basicsr.ops', root / 'ops')
+    dcn = stub('basicsr.ops.dcn')
+    if added_dcn:
+      dcn.ModulatedDeformConvPack = torch.nn.Module
+      dcn.modulated_deform_conv = None
+    stub('basicsr.archs', root / 'archs')
+    load('basicsr.utils.registry', root / 'utils' / 'registry.py')
+    load('basicsr.archs.arch_util', root / 'archs' / 'arch_util.py')
+    archs = {n: load(f'basicsr.archs.{n}_arch', root / 'archs' / f'{n}_arch.py')
+             for n in ('edsr', 'rcan', 'srresnet', 'rrdbnet', 'discriminator', 'vgg')
+             if (root / 'archs' / f'{n}_arch.py').exists() and n != 'vgg'}
+  except Exception as e:  # pylint: disable=broad-except
+    pytest.skip(f'cannot load BasicSR archs: {e!r}')
+  finally:
+    if added_tv:
+      sys.modules.pop('torchvision', None)
+    if added_dcn:
+      sys.modules.pop('basicsr.ops.dcn', None)
+  return torch, archs
+
+
+def _rcan_rules(path):
+  import re
+  path = re.sub(r'residual_group\.(\d+)\.rcab\.0', r'block_\1.conv1', path)
+  path = re.sub(r'residual_group\.(\d+)\.rcab\.2', r'block_\1.conv2', path)
+  path = re.sub(r'residual_group\.(\d+)\.rcab\.3\.attention\.1', r'block_\1.ca.conv_down', path)
+  path = re.sub(r'residual_group\.(\d+)\.rcab\.3\.attention\.3', r'block_\1.ca.conv_up', path)
+  return path
+
+
+def _torch_to_flax(state, *, rename=lambda p: p, shuffle=(), flatten_hw=None):
+  """A minimal BasicSR -> jaxsr converter (what jaxsr/convert will do in full).
+
+  ``shuffle``: flax module paths whose conv feeds a PixelShuffle(2).
+  ``flatten_hw``: ``(name, h, w)`` of a Linear after an NCHW flatten.
+  """
+  import re
+  params, stats = {}, {}
+  for key, value in state.items():
+    value = value.detach().cpu().numpy()
+    mod, leaf = key.rsplit('.', 1)
+    if leaf == 'num_batches_tracked':
+      continue
+    mod = rename(mod)
+    mod = re.sub(r'upsample\.(\d+)', lambda m: f'upsample.conv_{int(m.group(1)) // 2}', mod)
+    mod = re.sub(r'\.(\d+)', r'_\1', mod)
+    path = mod.split('.')
+    target = params
+    if leaf in ('running_mean', 'running_var'):
+      target, leaf = stats, {'running_mean': 'mean', 'running_var': 'var'}[leaf]
+    elif leaf == 'weight' and value.ndim == 4:
+      leaf, value = 'kernel', value.transpose(2, 3, 1, 0)
+    elif leaf == 'weight' and value.ndim == 2:
+      if flatten_hw and path[-1] == flatten_hw[0]:
+        _, h, w = flatten_hw
+        value = value.reshape(value.shape[0], -1, h, w).transpose(2, 3, 1, 0).reshape(
+            -1, value.shape[0]).T
+      leaf, value = 'kernel', value.T
+    elif leaf == 'weight':
+      leaf = 'scale'
+    if '/'.join(path) in shuffle:
+      perm = models.pixel_shuffle_permutation(value.shape[-1] // 4, 2)
+      value = value[..., perm]
+    node = target
+    for p in path:
+      node = node.setdefault(p, {})
+    node[leaf] = jnp.asarray(value)
+  out = {'params': params}
+  if stats:
+    out['batch_stats'] = stats
+  return out
+
+
+@pytest.mark.oracle
+def test_against_basicsr_archs():
+  torch, archs = _load_basicsr_archs()
+  torch.manual_seed(0)
+  x = np.random.default_rng(0).random((1, 3, 11, 9)).astype(np.float32)
+  cases = [
+      (archs['edsr'].EDSR(3, 3, num_feat=16, num_block=2, upscale=4, res_scale=0.1),
+       models.get_model('edsr', scale=4, num_feat=16, num_block=2), {},
+       ('upsample/conv_0', 'upsample/conv_1')),
+      (archs['rcan'].RCAN(3, 3, num_feat=16, num_group=2, num_block=2, squeeze_factor=4,
+                          upscale=2),
+       models.get_model('rcan', scale=2, num_feat=16, num_group=2, num_block=2, reduction=4),
+       {'rename': _rcan_rules}, ('upsample/conv_0',)),
+      (archs['srresnet'].MSRResNet(3, 3, num_feat=16, num_block=2, upscale=4),
+       models.get_model('msrresnet', scale=4, num_feat=16, num_block=2), {},
+       ('upconv1', 'upconv2')),
+      (archs['rrdbnet'].RRDBNet(3, 3, num_feat=16, num_block=2, num_grow_ch=8, scale=4),
+       models.get_model('rrdbnet', scale=4, num_feat=16, num_block=2, num_grow_ch=8), {}, ()),
+  ]
+  for net, model, kw, shuffle in cases:
+    net.eval()
+    for p in net.parameters():  # BasicSR initialises with small weights; make outputs busy
+      torch.nn.init.normal_(p, std=0.1)
+    with torch.no_grad():
+      want = net(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+    variables = _torch_to_flax(net.state_dict(), shuffle=shuffle, **kw)
+    got = jax.jit(model.apply)(variables, x.transpose(0, 2, 3, 1))
+    assert got.shape == want.shape, type(net).__name__
+    err = float(np.abs(np.asarray(got) - want).max() / max(1., np.abs(want).max()))
+    assert err < 1e-4, (type(net).__name__, err)
+  # ESRGAN discriminator (BN in eval mode; Linear after an NCHW flatten).
+  net = archs['discriminator'].VGGStyleDiscriminator(3, 8, input_size=128).eval()
+  for name, buf in net.named_buffers():
+    if 'running_var' in name:
+      buf.uniform_(0.5, 2.)
+    elif 'running_mean' in name:
+      buf.normal_(0., 0.1)
+  img = np.random.default_rng(1).random((2, 3, 128, 128)).astype(np.float32)
+  with torch.no_grad():
+    want = net(torch.from_numpy(img)).numpy()
+  variables = _torch_to_flax(net.state_dict(), flatten_hw=('linear1', 4, 4))
+  model = models.get_model('esrgan_discriminator', scale=None, num_feat=8)
+  got = jax.jit(model.apply)(variables, img.transpose(0, 2, 3, 1))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
