@@ -195,3 +195,59 @@ def test_batched_equals_unbatched():
   four = inference.upscale(model, variables, ims, batch_size=4)
   for a, b in zip(one, four):
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def _fsrcnn_pytorch_variables(state):
+  """Maps the fsrcnn_pytorch state dict (DESIGN.md section 7) onto jaxsr's FSRCNN."""
+  names = {'first_part.0': 'extract', 'first_part.1': 'extract_prelu', 'mid_part.0': 'shrink',
+           'mid_part.1': 'shrink_prelu', 'mid_part.10': 'expand', 'mid_part.11': 'expand_prelu',
+           'last_part': 'deconv'}
+  for i in range(4):
+    names[f'mid_part.{2 + 2 * i}'] = f'map_{i}'
+    names[f'mid_part.{3 + 2 * i}'] = f'map_{i}_prelu'
+  params = {}
+  for key, value in state.items():
+    mod, leaf = key.rsplit('.', 1)
+    value = value.numpy()
+    name = names[mod]
+    if name == 'deconv' and leaf == 'weight':
+      leaf, value = 'kernel', value.transpose(2, 3, 0, 1)  # [in, out, kh, kw] -> [kh, kw, in, out]
+    elif leaf == 'weight' and value.ndim == 4:
+      leaf, value = 'kernel', value.transpose(2, 3, 1, 0)
+    elif leaf == 'weight':
+      leaf = 'alpha'
+    params.setdefault(name, {})[leaf] = jnp.asarray(value)
+  return {'params': params}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize('scale,published', [(2, 37.12), (3, 33.22)])
+def test_fsrcnn_pytorch_weights_reproduce_published_set5(scale, published):
+  """The pretrained PyTorch FSRCNN (9x9 deconvolution head) loads 1:1 and gives its README's
+  Set5 PSNR with its protocol (HR PIL-resized to a multiple of the scale, PIL-bicubic LR,
+  PSNR on [0, 1] Y without shaving), through jaxsr.inference."""
+  torch = pytest.importorskip('torch')
+  image = pytest.importorskip('PIL.Image')
+  from conftest import shared_path  # pylint: disable=g-import-not-at-top
+  weights = shared_path('weights', 'fsrcnn_pytorch', f'fsrcnn_x{scale}.pth')
+  set5 = shared_path('data', 'benchmarks', 'Set5')
+  state = torch.load(weights, map_location='cpu', weights_only=True)
+  model = models.get_model('fsrcnn', scale=scale)
+  variables = _fsrcnn_pytorch_variables(state)
+
+  def y_of(img):
+    a = np.asarray(img, np.float64)
+    return (16. + (64.738 * a[..., 0] + 129.057 * a[..., 1] + 25.064 * a[..., 2]) / 256.) / 255.
+
+  lrs, hrs = [], []
+  for path in sorted(set5.glob('*.png')):
+    hr = image.open(path).convert('RGB')
+    w, h = (hr.width // scale) * scale, (hr.height // scale) * scale
+    hr = hr.resize((w, h), resample=image.BICUBIC)  # (sic) that README's test resizes to modcrop
+    lr = hr.resize((w // scale, h // scale), resample=image.BICUBIC)
+    hrs.append(y_of(hr))
+    lrs.append(y_of(lr).astype(np.float32)[..., None])
+  srs = inference.upscale(model, variables, lrs)
+  psnrs = [10 * np.log10(1. / np.mean((np.clip(sr[..., 0], 0, 1) - hr) ** 2))
+           for sr, hr in zip(srs, hrs)]
+  assert abs(np.mean(psnrs) - published) < 0.05, np.mean(psnrs)
