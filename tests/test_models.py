@@ -528,3 +528,21 @@ def test_against_basicsr_archs():
   model = models.get_model('esrgan_discriminator', scale=None, num_feat=8)
   got = jax.jit(model.apply)(variables, img.transpose(0, 2, 3, 1))
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('scale,size', [(2, 5), (3, 5), (4, 3)])
+def test_fsrcnn_deconv_head_equals_converted_subpixel_head(scale, size):
+  from jaxsr.models import fsrcnn  # pylint: disable=g-import-not-at-top
+  deconv = models.get_model('fsrcnn', scale=scale, **TINY['fsrcnn'])
+  x = jax.random.uniform(jax.random.key(5), (1, 7, 6, 1))
+  variables = random_variables(deconv, x)
+  params = dict(variables['params'])
+  head = params.pop('deconv')
+  kernel = fsrcnn.deconv_to_subpixel(np.asarray(head['kernel']), scale)
+  assert kernel.shape[0] == size
+  params['head'] = {'kernel': jnp.asarray(kernel)}
+  params['head_bias'] = head['bias']
+  sub = models.get_model('fsrcnn', scale=scale, head='subpixel', subpixel_kernel=size,
+                         **TINY['fsrcnn'])
+  np.testing.assert_allclose(sub.apply({'params': params}, x), deconv.apply(variables, x),
+                             atol=1e-5)

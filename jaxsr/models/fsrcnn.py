@@ -11,10 +11,47 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsr.models import common
 
 Array = jax.Array
+
+
+def deconv_to_subpixel(kernel: np.ndarray, scale: int, *, padding: int = 4) -> np.ndarray:
+  """Rewrites a transposed-conv kernel as an equivalent sub-pixel conv kernel.
+
+  Args:
+    kernel: ``[K, K, Cin, C]`` of :class:`~jaxsr.models.common.ConvTranspose`
+      with ``strides=scale``, ``padding`` and ``output_padding=scale - 1``.
+    scale: the stride ``s``.
+    padding: the transposed conv's padding (FSRCNN: 4).
+
+  Returns:
+    ``[k, k, Cin, C*s*s]`` (odd ``k``, zero 'same' padding, DCR channel order)
+    such that ``depth_to_space(conv(x), s) + bias`` equals the transposed
+    convolution with that ``bias``.
+  """
+  kernel = np.asarray(kernel)
+  ksize, _, cin, c = kernel.shape
+  s, p = scale, padding
+  # Output phase r of LR pixel i reads x[i + t] through tap k = r + p - s*t.
+  reach = 0
+  for r in range(s):
+    for t in range(-ksize, ksize + 1):
+      if 0 <= r + p - s * t < ksize:
+        reach = max(reach, abs(t))
+  size = 2 * reach + 1
+  out = np.zeros((size, size, cin, s * s * c), kernel.dtype)
+  for ry in range(s):
+    for rx in range(s):
+      for ty in range(-reach, reach + 1):
+        for tx in range(-reach, reach + 1):
+          ky, kx = ry + p - s * ty, rx + p - s * tx
+          if 0 <= ky < ksize and 0 <= kx < ksize:
+            ch = (ry * s + rx) * c
+            out[ty + reach, tx + reach, :, ch:ch + c] = kernel[ky, kx]
+  return out
 
 
 class FSRCNN(nn.Module):
@@ -34,9 +71,13 @@ class FSRCNN(nn.Module):
     * ``'subpixel'``: conv ``k x k`` to ``C*s*s`` channels without bias ->
       depth_to_space(s) -> + one bias per output channel (submodule ``head``,
       parameter ``head_bias [C]``). ``subpixel_kernel=None`` picks
-      ``ceil(9 / s)``, which can represent the 9x9 deconvolution exactly
-      (x3: 3x3, again 12,809 parameters); the OpenCV dnn_superres models use
-      ``subpixel_kernel=1`` (8,777 parameters at x3).
+      ``ceil(9 / s)``, the same parameter count and cost class as the
+      deconvolution (x3: 3x3, again 12,809 parameters); the OpenCV
+      dnn_superres models use ``subpixel_kernel=1`` (8,777 parameters at x3).
+      :func:`deconv_to_subpixel` converts a deconvolution kernel into the
+      smallest centred sub-pixel kernel that reproduces it exactly (x2: 5x5,
+      x3: 5x5 because PyTorch's ``padding=4`` alignment reaches LR pixels
+      ``i-1 .. i+2``, x4: 3x3).
 
   Submodules: ``extract``, ``shrink``, ``map_0`` ... ``map_{m-1}``, ``expand``
   and PReLUs ``<name>_prelu``.
