@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import math
 from typing import Any, Iterable, Sequence
 
 import flax.linen as nn

@@ -192,7 +192,8 @@ def test_discriminator_reference_structure():
   assert params['linear1']['kernel'].shape == (512 * 4 * 4, 100)
   assert params['conv0_1']['kernel'].shape == (4, 4, 64, 64)
   assert 'bias' not in params['conv0_1'] and 'bias' in params['conv0_0']
-  assert set(variables['batch_stats']) == {f'bn{k}_{i}' for k in range(5) for i in (0, 1)} - {'bn0_0'}
+  want_bn = {f'bn{k}_{i}' for k in range(5) for i in (0, 1)} - {'bn0_0'}
+  assert set(variables['batch_stats']) == want_bn
   variables = _abstract_params(models.get_model('srgan_discriminator', scale=None), size=96)
   assert variables['params']['dense1']['kernel'].shape == (512 * 6 * 6, 1024)
   assert len([k for k in variables['params'] if k.startswith('conv')]) == 8
