@@ -1,0 +1,106 @@
+"""Importers for published super-resolution weights.
+
+``load_weights(path, *, model=None, scale=None)`` recognises the file by its content/suffix and
+returns an :class:`Imported` (registry name, scale, config overrides, ``{'params': ...}``);
+``Imported.save(directory)`` writes a jaxsr checkpoint that ``jaxsr.checkpoint.load_model``,
+``eval.py --checkpoint``, ``jaxsr upscale --checkpoint`` and train.py fine-tuning read.
+
+Supported files:
+
+* ``.mat``: the official SRCNN MATLAB models (:mod:`jaxsr.convert.srcnn_mat`).
+* ``.pb``: OpenCV dnn_superres FSRCNN / FSRCNN-small / ESPCN frozen graphs
+  (:mod:`jaxsr.convert.opencv_pb`; needs tensorflow, a jaxsr dependency).
+* ``.pth``/``.pt``: PyTorch state dicts in BasicSR's layouts (EDSR, RCAN, MSRResNet, RRDBNet
+  incl. ESRGAN / Real-ESRGAN x4plus) and FSRCNN-pytorch's (:mod:`jaxsr.convert.pytorch`). They
+  are read by a restricted unpickler (:mod:`jaxsr.convert.torch_io`): nothing in the file is
+  executed, and torch need not be installed.
+
+Every importer checks every array's shape against the model and raises ``InputError`` naming
+the first key that does not fit.
+
+Example::
+
+  from jaxsr import convert, inference
+  imp = convert.load_weights('srcnn_9-5-5_imagenet_x3.mat')
+  sr_y = inference.upscale(imp.module, imp.variables, lr_y)   # [h, w, 1] -> [3h, 3w, 1]
+  imp.save('/tmp/srcnn_x3')
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+from jaxsr.convert._common import Imported
+from jaxsr.convert._common import LUMA_MATLAB
+from jaxsr.convert._common import LUMA_OPENCV
+from jaxsr.convert._common import scale_from_filename
+from jaxsr.convert.opencv_pb import import_opencv_pb
+from jaxsr.convert.pytorch import import_state_dict
+from jaxsr.convert.pytorch import import_torch
+from jaxsr.convert.srcnn_mat import import_srcnn_mat
+from jaxsr.convert.torch_io import read_state_dict
+from jaxsr.errors import InputError
+
+__all__ = [
+    "Imported", "LUMA_MATLAB", "LUMA_OPENCV", "detect_format", "import_opencv_pb",
+    "import_srcnn_mat", "import_state_dict", "import_torch", "load_weights", "read_state_dict",
+    "scale_from_filename",
+]
+
+FORMATS = ("mat", "pb", "pth")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+  """``'mat'``, ``'pb'`` or ``'pth'`` from the file's first bytes (then its suffix)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise InputError(f"{path}: no such weights file")
+  with open(path, "rb") as f:
+    head = f.read(128)
+  if head.startswith(b"MATLAB") or head[:4] == b"\x00\x00\x00\x00" and path.suffix == ".mat":
+    return "mat"
+  if head[:2] == b"PK" or head[:2] == b"\x80\x02" or head[:1] == b"\x80":
+    return "pth"
+  suffix = path.suffix.lower()
+  if suffix == ".mat":
+    return "mat"
+  if suffix in (".pth", ".pt", ".ckpt", ".bin"):
+    return "pth"
+  if suffix == ".pb":
+    return "pb"
+  raise InputError(f"{path}: unknown weights format (expected an SRCNN .mat, an OpenCV .pb or "
+                   f"a PyTorch .pth)")
+
+
+def load_weights(path: str | os.PathLike, *, model: str | None = None, scale: int | None = None,
+                 **overrides: Any) -> Imported:
+  """Imports a published weights file (see the module docstring).
+
+  Args:
+    path: the file.
+    model: a registry name of the file's model family (e.g. ``'srcnn'``, ``'fsrcnn'``,
+      ``'edsr'``); default: recognised from the file. Sizes (blocks, features, f2, ...) always
+      come from the file.
+    scale: the scale; must match files whose architecture fixes it; for scale-free files
+      (SRCNN, FSRCNN-pytorch) defaults to the file name's ``xN``.
+    **overrides: further model configuration fields.
+
+  Raises:
+    InputError: unreadable or unsupported file, a family other than ``model``, a key whose
+      shape does not fit.
+  """
+  from jaxsr import models  # pylint: disable=g-import-not-at-top
+
+  if model is not None:
+    try:
+      models.model_spec(model)
+    except ValueError as e:
+      raise InputError(f"--model: {e}") from None
+  fmt = detect_format(path)
+  if fmt == "mat":
+    return import_srcnn_mat(path, scale=scale, model=model, **overrides)
+  if fmt == "pb":
+    return import_opencv_pb(path, scale=scale, model=model, **overrides)
+  return import_torch(path, scale=scale, model=model, **overrides)
