@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -367,14 +367,20 @@ def upscale(model: nn.Module, params: Any, images: Any, *, scale: int | None = N
   Returns:
     Same structure as ``images``: numpy float32 ``[s*h, s*w, C]`` arrays.
   """
-  if isinstance(params, dict) and 'params' not in params:
+  if isinstance(params, Mapping) and 'params' not in params:
     params = {'params': params}
   scale = int(scale or getattr(model, 'scale'))
+  def as_float(a):
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+      raise ValueError(f"images must be float in [0, 1], got dtype {a.dtype} (divide uint8 by 255)")
+    return a.astype(np.float32, copy=False)
+
   if isinstance(images, (list, tuple)):
     structure = 'list'
-    imgs = [np.asarray(im, np.float32) for im in images]
+    imgs = [as_float(im) for im in images]
   else:
-    arr = np.asarray(images, np.float32)
+    arr = as_float(images)
     structure = {2: 'single', 3: 'single', 4: 'batch'}.get(arr.ndim)
     if structure is None:
       raise ValueError(f"images must be [h, w(, C)] or [N, h, w, C], got {arr.shape}")

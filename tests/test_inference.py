@@ -84,6 +84,8 @@ def test_structures_and_odd_sizes():
   assert isinstance(outs, list) and [o.shape for o in outs] == [(15, 21, 1), (51, 9, 1), (3, 3, 1)]
   for o, im in zip(outs, ims):
     np.testing.assert_allclose(o, _direct(model, variables, im), atol=1e-5)
+  with pytest.raises(ValueError):
+    inference.upscale(model, variables, (single * 255).astype(np.uint8))
 
 
 @pytest.mark.parametrize('name', sorted(TINY))

@@ -262,7 +262,8 @@ class MeanShift(nn.Module):
 
   BasicSR's form of EDSR's MeanShift for inputs in [0, 1]: the body works on
   [0, img_range]-scaled, mean-subtracted values, which is what the published
-  EDSR/RCAN weights (trained with rgb_range 255) expect.
+  EDSR/RCAN weights (trained with rgb_range 255) expect. For a channel count
+  other than ``len(mean)`` every channel uses the average of ``mean``.
   """
   mean: Sequence[float] = DIV2K_RGB_MEAN
   img_range: float = 255.
