@@ -21,6 +21,8 @@ import hashlib
 import logging
 import os
 import pathlib
+import shutil
+import time
 from typing import Any
 
 import jax
@@ -99,13 +101,28 @@ class CheckpointManager:
     """The JSON metadata of one step (no array is read)."""
     return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
-  def restore(self, target: Any = None, *, step: int | None = None) -> tuple[int, Any, dict] | None:
+  def _quarantine(self, step: int) -> pathlib.Path | None:
+    """Moves a bad step out of the way (kept for inspection) so the run can save it again."""
+    source = self.directory / str(step)
+    if jax.process_index() != 0 or not source.exists():
+      return None
+    dest_root = self.directory.parent / (self.directory.name + "-corrupt")
+    dest_root.mkdir(parents=True, exist_ok=True)
+    dest = dest_root / f"{step}-{int(time.time())}"
+    shutil.move(str(source), str(dest))
+    self._manager.reload()
+    return dest
+
+  def restore(self, target: Any = None, *, step: int | None = None,
+              quarantine: bool = True) -> tuple[int, Any, dict] | None:
     """Restores the latest good step (or ``step``), falling back past corrupt ones.
 
     Args:
       target: a pytree with the state's structure (arrays or ``ShapeDtypeStruct``), used to
         restore with the right shapes and shardings; None restores as saved.
       step: restore exactly this step (still verified); default: the latest good one.
+    quarantine: when searching for the latest good step, move bad steps to
+      ``<directory>-corrupt/<step>-<time>`` (so training can write that step again).
 
     Returns:
       ``(step, state, meta)``, or None when the directory holds no checkpoint.
@@ -141,6 +158,9 @@ class CheckpointManager:
           if problems:
             _log.warning("restored step %d after skipping: %s", s, "; ".join(problems))
           return s, state, meta
+      moved = self._quarantine(s) if quarantine and step is None else None
+      if moved is not None:
+        problem += f" (moved to {moved})"
       _log.warning("%s; trying an earlier step", problem)
       problems.append(problem)
     raise CheckpointError("no intact checkpoint: " + "; ".join(problems))

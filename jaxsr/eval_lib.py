@@ -191,7 +191,7 @@ def format_table(results: Sequence[dict], *, model: str) -> str:
   datasets = list(dict.fromkeys(r["dataset"] for r in results))
   keys = list(dict.fromkeys((r["protocol"], r["scale"]) for r in results))
   cell = {(r["protocol"], r["scale"], r["dataset"]): r for r in results}
-  width = max(16, *(len(d) + 2 for d in datasets))
+  width = max([16] + [len(d) + 2 for d in datasets])
   lines = [f"{'Model':<12}{'Protocol':<10}{'Scale':<7}" + "".join(f"{d:<{width}}" for d in datasets)]
   for protocol, scale in keys:
     row = f"{model:<12}{protocol:<10}{'x' + str(scale):<7}"

@@ -140,6 +140,7 @@ class Conv(nn.Module):
     k = self.kernel_size
     kernel = self.param('kernel', self.kernel_init,
                         (k, k, x.shape[-1], self.features), jnp.float32)
+    x = x.astype(kernel.dtype)  # compute in the parameters' dtype (bf16 in mixed precision)
     lo, hi = self.pad_amounts()
     if k == 1 and self.strides == 1 and lo == hi == 0:
       y = x @ kernel[0, 0]
@@ -179,6 +180,7 @@ class ConvTranspose(nn.Module):
     k, s, p = self.kernel_size, self.strides, self.padding
     kernel = self.param('kernel', self.kernel_init,
                         (k, k, x.shape[-1], self.features), jnp.float32)
+    x = x.astype(kernel.dtype)  # compute in the parameters' dtype (bf16 in mixed precision)
     lo, hi = k - 1 - p, k - 1 - p + self.output_padding
     y = jax.lax.conv_general_dilated(
         x, kernel[::-1, ::-1], window_strides=(1, 1), padding=((lo, hi), (lo, hi)),

@@ -1,0 +1,49 @@
+"""Fields every training config has, with their defaults (the recipes override them)."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # Model: a jaxsr.models registry name, its scale, and overrides of its reference config.
+  config.model = "espcn"
+  config.scale = 3
+  config.model_overrides = ml_collections.ConfigDict()
+  # Data: a jaxsr.data.builders name ('embedded', 't91', 'div2k', ...) and where its files are.
+  config.dataset = "embedded"
+  config.data_dir = None  # tfds data dir (default ~/tensorflow_datasets/jaxsr)
+  config.manual_dir = None  # the raw image folders for file-based builders
+  config.hr_rescales = (1.0,)
+  config.lr_patch_size = 17
+  config.batch_size = 16  # global, over all devices of all hosts
+  # Evaluation: comma-separated set names or folders (eval.py's --datasets) and protocol.
+  config.eval_datasets = "embedded"
+  config.eval_data_dir = None
+  config.eval_protocol = None  # default: y for 1-channel models, rgb for RGB models
+  # Optimisation.
+  config.loss = "l1"
+  config.optimizer = "adam"
+  config.adam_b1 = 0.9
+  config.adam_b2 = 0.999
+  config.learning_rate = 1e-4
+  config.schedule = "constant"
+  config.lr_boundaries = ()
+  config.lr_decay_factor = 0.5
+  config.lr_decay_every = 0
+  config.lr_periods = ()
+  config.lr_end = 0.0
+  config.warmup_steps = 0
+  config.grad_clip_norm = 0.0
+  config.grad_clip_theta = 0.0  # VDSR's adjustable clipping
+  config.weight_decay = 0.0
+  config.ema_decay = 0.0
+  config.compute_dtype = "float32"  # 'bfloat16' on GPU/TPU
+  config.num_train_steps = 1000
+  config.seed = 0
+  # Bookkeeping.
+  config.log_every_steps = 100
+  config.checkpoint_every_steps = 1000
+  config.keep_checkpoints = 3
+  config.eval_every_steps = 0  # 0: only at the end
+  config.init_from = None  # a checkpoint dir to start the parameters from
+  return config

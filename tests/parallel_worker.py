@@ -1,0 +1,54 @@
+"""Runs a few data-parallel train steps on a fixed global batch and prints the losses as JSON.
+
+Used by tests/test_parallel.py in subprocesses with different device counts
+(``XLA_FLAGS=--xla_force_host_platform_device_count=N``) and with several processes
+(``--coordinator`` etc., ``jax.distributed.initialize`` on loopback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import jax
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, default=4)
+parser.add_argument("--coordinator", default=None)
+parser.add_argument("--num_processes", type=int, default=1)
+parser.add_argument("--process_id", type=int, default=0)
+args = parser.parse_args()
+if args.coordinator:
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+
+import ml_collections  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from jaxsr import parallel
+from jaxsr import train_lib
+
+config = ml_collections.ConfigDict(dict(learning_rate=1e-3, schedule="constant", num_train_steps=10,
+                                        optimizer="adam", grad_clip_norm=1.0))
+model = train_lib.model_from_config(ml_collections.ConfigDict(
+    dict(model="edsr_baseline", scale=2, model_overrides=dict(num_feat=8, num_block=1))))
+tx, schedule = train_lib.make_optimizer(config)
+state = train_lib.create_train_state(model, tx, key=jax.random.key(0), lr_shape=(1, 6, 6, 3),
+                                     ema=True)
+mesh = parallel.make_mesh()
+state = parallel.replicate(state, mesh)
+step_fn = train_lib.make_train_step(model, tx, schedule, loss="l1", ema_decay=0.9)
+shardings = jax.tree.map(lambda _: parallel.replicated(mesh), state)
+step = jax.jit(step_fn, donate_argnums=0, out_shardings=(shardings, parallel.replicated(mesh)))
+rng = np.random.RandomState(0)
+losses = []
+with mesh:
+  for _ in range(args.steps):
+    lr = rng.rand(8, 6, 6, 3).astype(np.float32)
+    hr = rng.rand(8, 12, 12, 3).astype(np.float32)
+    per_host = 8 // jax.process_count()
+    sl = slice(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
+    state, metrics = step(state, parallel.shard_batch({"lr": lr[sl], "hr": hr[sl]}, mesh))
+    losses.append(float(metrics["loss"]))
+print(json.dumps({"devices": jax.device_count(), "processes": jax.process_count(),
+                  "losses": losses}))
