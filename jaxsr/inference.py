@@ -57,9 +57,11 @@ the image border (so tiles never leave the image, and images smaller than
 tile in which it is farthest from a cut, i.e. the tiles' centres are kept
 and the seams lie in the middle of the overlaps. The result equals
 whole-image inference (up to float rounding) when ``tile_overlap // 2`` is at
-least the model's receptive-field radius in LR pixels, except for models with
-global operations (RCAN's channel attention sees only its tile, as in RCAN's
-own chopped inference).
+least the model's receptive-field radius in LR pixels
+(:func:`receptive_radius`: e.g. EDSR-baseline 36, so ``tile_overlap=72``),
+except for models with global operations (RCAN's channel attention sees only
+its tile, as in RCAN's own chopped inference). Smaller overlaps are usual in
+practice and change the seams slightly.
 
 Self-ensemble
 -------------
@@ -150,6 +152,9 @@ def _make_interceptor(hb: int, wb: int, hv: Array, wv: Array):
       else:
         x = x * _mask(vh, vw, h, w).astype(x.dtype)
       return next_fun(x, *rest, **kwargs)
+    if isinstance(mod, (nn.Conv, nn.ConvTranspose)) and isinstance(mod.padding, str) and (
+        mod.padding.upper() not in ('SAME', 'SAME_LOWER', 'VALID')):
+      return next_fun(*args, **kwargs)  # circular/reflect padding: not emulated
     if isinstance(mod, (common.ConvTranspose, nn.Conv, nn.ConvTranspose)):
       h, w, vh, vw = sizes(x)
       return next_fun(x * _mask(vh, vw, h, w).astype(x.dtype), *rest, **kwargs)
@@ -192,6 +197,49 @@ def _jitted(model: nn.Module):
     fn = jax.jit(functools.partial(_forward, model))
     _CACHE[key] = fn
   return fn
+
+
+def receptive_radius(model: nn.Module, *, channels: int | None = None) -> float:
+  """Receptive-field radius of ``model`` in LR pixels (an upper bound).
+
+  The sum, over every spatially mixing layer, of its reach in its own input
+  pixels converted to LR pixels (a 3x3 conv at x2 resolution reaches 0.5 LR
+  px; bicubic upsampling 2 px, bilinear 1 px; transposed convs their tap
+  reach), rounded up. Exact for chains of layers (all zoo models up to their
+  parallel upsampled-input branches). ``math.inf`` for models with global
+  pooling (RCAN), which no finite overlap makes exact.
+
+  Tiled inference equals whole-image inference when
+  ``tile_overlap >= 2 * receptive_radius(model)``.
+  """
+  c = channels or getattr(model, 'channels', 3)
+  size = 32
+  total = 0.
+
+  def interceptor(next_fun, args, kwargs, context):
+    nonlocal total
+    mod = context.module
+    if context.method_name == '__call__' and args:
+      lr_per_px = size / args[0].shape[1]
+      if isinstance(mod, common.Conv):
+        total += max(mod.pad_amounts()) * lr_per_px if mod.padding != 'valid' else (
+            mod.kernel_size // 2 * lr_per_px)
+      elif isinstance(mod, common.ConvTranspose):
+        k, st, p = mod.kernel_size, mod.strides, mod.padding
+        reach = max(abs(t) for r in range(st) for t in range(-k, k + 1) if 0 <= r + p - st * t < k)
+        total += reach * lr_per_px
+      elif isinstance(mod, (nn.Conv, nn.ConvTranspose)):
+        ks = mod.kernel_size if isinstance(mod.kernel_size, Sequence) else (mod.kernel_size,)
+        total += max(ks) // 2 * lr_per_px
+      elif isinstance(mod, common.Upsample):
+        total += {'bicubic': 2, 'bilinear': 1}.get(mod.method, 0) * lr_per_px
+      elif isinstance(mod, common.GlobalAvgPool):
+        total = float('inf')
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, c))))
+  return float(np.ceil(total)) if np.isfinite(total) else float('inf')
 
 
 # ----------------------------------------------------------------------------

@@ -111,19 +111,29 @@ def test_naive_padding_would_not_be_exact():
   assert _max_rel_diff(got, want) < 1e-5
 
 
-@pytest.mark.parametrize('name,tile,overlap', [('fsrcnn', 16, 10), ('edsr_baseline', 16, 12),
-                                               ('srcnn', 20, 14)])
-def test_tiled_equals_untiled(name, tile, overlap):
-  # Receptive-field radius in LR px, which overlap // 2 must cover: FSRCNN tiny 2 (5x5) + 1 (3x3)
-  # + 2 (the x3 deconvolution reaches LR pixels i-1 .. i+2) = 5; EDSR tiny 1 + 2 + 1 + 1 (LR
-  # convs) + 1 (conv_last at HR, 1/2 LR px, rounded up) = 6; SRCNN x3 ~ (4+2+2)/3 + 2 (bicubic) = 5.
-  model, variables = _tiny(name, 3 if name != 'edsr_baseline' else 2)
+@pytest.mark.parametrize('name,scale,radius', [('fsrcnn', 3, 5), ('edsr_baseline', 2, 6),
+                                               ('srcnn', 3, 5), ('msrresnet', 2, 6)])
+def test_tiled_equals_untiled(name, scale, radius):
+  # Radii by hand: FSRCNN tiny 2 (5x5) + 1 (3x3) + 2 (the x3 deconvolution reaches LR pixels
+  # i-1 .. i+2); EDSR tiny 1 + 2 + 1 + 1 (LR convs) + 0.5 (conv_last at HR) -> 6; SRCNN x3
+  # (4 + 2 + 2) / 3 + 2 (bicubic) -> 5; MSRResNet tiny 1 + 2 + 1 (LR) + 0.5 + 0.5 (HR) + 1
+  # (bilinear branch, in parallel, so an overestimate) -> 6.
+  model, variables = _tiny(name, scale)
+  assert inference.receptive_radius(model) == radius
+  overlap = 2 * radius
   ims = _images([(40, 29), (10, 45)], model.channels, seed=3)  # second is thinner than a tile
   whole = inference.upscale(model, variables, ims)
-  tiled = inference.upscale(model, variables, ims, tile=tile, tile_overlap=overlap, batch_size=4)
+  tiled = inference.upscale(model, variables, ims, tile=overlap + 6, tile_overlap=overlap,
+                            batch_size=4)
   for t, w in zip(tiled, whole):
     assert t.shape == w.shape
     assert _max_rel_diff(t, w) < 1e-5
+
+
+def test_receptive_radius_reference_models():
+  radius = {n: inference.receptive_radius(models.get_model(n, scale=4)) for n in
+            ('edsr_baseline', 'vdsr', 'rrdbnet', 'rcan')}
+  assert radius == {'edsr_baseline': 36, 'vdsr': 7, 'rrdbnet': 349, 'rcan': float('inf')}
 
 
 def test_tiling_too_small_overlap_differs():
