@@ -5,6 +5,7 @@ import ml_collections
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  config.task = "psnr"  # 'psnr' (pixel loss) or 'gan' (jaxsr.gan_lib)
   # Model: a jaxsr.models registry name, its scale, and overrides of its reference config.
   config.model = "espcn"
   config.scale = 3

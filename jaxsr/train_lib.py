@@ -41,8 +41,8 @@ from jaxsr import parallel
 from jaxsr.errors import InputError
 
 __all__ = [
-    "TrainState", "create_train_state", "make_optimizer", "make_schedule", "make_train_step",
-    "train_and_evaluate",
+    "PSNRTask", "Task", "TrainState", "create_train_state", "make_optimizer", "make_schedule",
+    "make_task", "make_train_step", "train_and_evaluate",
 ]
 
 _log = logging.getLogger(__name__)
@@ -212,6 +212,81 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
   return step
 
 
+# ----------------------------------------------------------------------------- tasks
+
+
+class Task:
+  """What the loop trains: the generator ``model`` plus state, step and evaluation weights.
+
+  ``train_and_evaluate`` is written against this interface; ``PSNRTask`` (pixel losses) is
+  the default and ``jaxsr.gan_lib`` provides the two-player one (``config.task = 'gan'``).
+  The state must be a pytree of arrays (a ``flax.struct`` dataclass) with an integer ``step``.
+  """
+
+  model: nn.Module
+
+  def init_state(self, *, key: jax.Array) -> Any:
+    raise NotImplementedError
+
+  def train_step(self, state: Any, batch: dict) -> tuple[Any, dict]:
+    """Pure and jit-able: ``(state, batch) -> (state, scalar metrics)``."""
+    raise NotImplementedError
+
+  def eval_variables(self, state: Any) -> dict:
+    """Host-side generator variables to evaluate and sample with (EMA when there is one)."""
+    raise NotImplementedError
+
+  def init_from(self, state: Any, variables: dict) -> Any:
+    """The state with the generator's variables replaced (``config.init_from``)."""
+    raise NotImplementedError
+
+
+class PSNRTask(Task):
+  """PSNR-oriented training of ``config.model`` with a pixel loss (``config.loss``)."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    self.model = model_from_config(config)
+    self.tx, self.schedule = make_optimizer(config)
+    self.ema_decay = float(config.get("ema_decay", 0.0))
+    self._step = make_train_step(self.model, self.tx, self.schedule,
+                                 loss=config.get("loss", "l1"), ema_decay=self.ema_decay,
+                                 compute_dtype=config.get("compute_dtype", "float32"))
+
+  def init_state(self, *, key):
+    p = int(self.config.lr_patch_size)
+    return create_train_state(self.model, self.tx, key=key,
+                              lr_shape=(1, p, p, getattr(self.model, "channels", 3)),
+                              ema=self.ema_decay > 0)
+
+  def train_step(self, state, batch):
+    return self._step(state, batch)
+
+  def eval_variables(self, state):
+    params = state.ema_params if state.ema_params else state.params
+    variables = {"params": jax.device_get(params)}
+    if state.batch_stats:
+      variables["batch_stats"] = jax.device_get(state.batch_stats)
+    return variables
+
+  def init_from(self, state, variables):
+    params = variables["params"]
+    return state.replace(params=params, opt_state=self.tx.init(params),
+                         batch_stats=variables.get("batch_stats", state.batch_stats),
+                         ema_params=jax.tree.map(jnp.copy, params) if self.ema_decay else {})
+
+
+def make_task(config: ml_collections.ConfigDict) -> Task:
+  """``config.task``: 'psnr' (default) or 'gan'."""
+  kind = config.get("task", "psnr")
+  if kind == "psnr":
+    return PSNRTask(config)
+  if kind == "gan":
+    from jaxsr import gan_lib  # pylint: disable=g-import-not-at-top
+    return gan_lib.GANTask(config)
+  raise InputError(f"config.task: unknown value {kind!r}; expected psnr or gan")
+
+
 # ----------------------------------------------------------------------------- loop helpers
 
 
@@ -303,18 +378,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   is_main = jax.process_index() == 0
   writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_main)
   mesh = parallel.make_mesh()
-  model = model_from_config(config)
+  task = make_task(config)
+  model = task.model
   channels = getattr(model, "channels", 3)
-  tx, schedule = make_optimizer(config)
-  ema_decay = float(config.get("ema_decay", 0.0))
   num_steps = int(config.num_train_steps)
   if int(config.batch_size) % mesh.size:
     raise InputError(f"config.batch_size: {config.batch_size} does not divide over "
                      f"{mesh.size} devices")
 
-  lr_shape = (1, int(config.lr_patch_size), int(config.lr_patch_size), channels)
-  state = create_train_state(model, tx, key=jax.random.key(int(config.seed)), lr_shape=lr_shape,
-                             ema=ema_decay > 0)
+  state = task.init_state(key=jax.random.key(int(config.seed)))
   manager = ckpt_lib.CheckpointManager(workdir / "checkpoints",
                                        max_to_keep=int(config.get("keep_checkpoints", 3)))
   for step0 in sorted(manager.all_steps(), reverse=True):
@@ -333,22 +405,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _log.info("resumed from step %d in %s", step0, manager.directory)
   elif config.get("init_from"):
     _, variables, meta = ckpt_lib.load_model(config.init_from, use_ema=True)
-    params = variables["params"]
-    state = state.replace(params=params, opt_state=tx.init(params),
-                          batch_stats=variables.get("batch_stats", state.batch_stats),
-                          ema_params=jax.tree.map(jnp.copy, params) if ema_decay else {})
+    state = task.init_from(state, variables)
     _log.info("initialised parameters from %s (step %s)", config.init_from, meta.get("step"))
   start_step = int(jax.device_get(state.step))
   if is_main and start_step == 0:
-    parameter_overview.log_parameter_overview(state.params)
+    parameter_overview.log_parameter_overview(task.eval_variables(state)["params"])
     writer.write_hparams({k: v for k, v in config.to_dict().items()
                           if isinstance(v, (int, float, str, bool))})
   state = parallel.replicate(state, mesh)
-
-  step_fn = make_train_step(model, tx, schedule, loss=config.get("loss", "l1"), ema_decay=ema_decay,
-                            compute_dtype=config.get("compute_dtype", "float32"))
   state_sharding = jax.tree.map(lambda _: parallel.replicated(mesh), state)
-  train_step = jax.jit(step_fn, donate_argnums=0,
+  train_step = jax.jit(task.train_step, donate_argnums=0,
                        out_shardings=(state_sharding, parallel.replicated(mesh)))
 
   meta = {"identity": _identity(config), "config": json.loads(config.to_json_best_effort())}
@@ -380,7 +446,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.write_scalars(step, mean)
 
   def run_eval(step: int) -> list[dict]:
-    variables = _variables(state)
+    variables = task.eval_variables(state)
     results = evaluate_model(model, variables, config)
     scalars = {f"eval/{r['dataset']}_x{r['scale']}_{k}": r[k] for r in results for k in ("psnr", "ssim")}
     if scalars:
@@ -420,7 +486,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "step": step,
       "train_loss": last_loss,
       "eval": results,
-      "params_sha256": ckpt_lib.params_sha256(jax.device_get(state.params)),
+      "params_sha256": ckpt_lib.params_sha256(task.eval_variables(state)["params"]),
   }
   if is_main:
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -433,10 +499,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   manager.close()
   return summary
 
-
-def _variables(state: TrainState) -> dict:
-  params = state.ema_params if state.ema_params else state.params
-  variables = {"params": jax.device_get(params)}
-  if state.batch_stats:
-    variables["batch_stats"] = jax.device_get(state.batch_stats)
-  return variables
