@@ -16,6 +16,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.manual_dir = None  # the raw image folders for file-based builders
   config.hr_rescales = (1.0,)
   config.lr_patch_size = 17
+  config.train_scales = ()  # e.g. (2, 3, 4): VDSR multi-scale training on HR-size patches
+  config.hr_patch_size = 41  # the patch side in multi-scale mode
   config.batch_size = 16  # global, over all devices of all hosts
   # Evaluation: comma-separated set names or folders (eval.py's --datasets) and protocol.
   config.eval_datasets = "embedded"

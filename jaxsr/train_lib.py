@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from PIL import Image
 
 from jaxsr import checkpoint as ckpt_lib
 from jaxsr import eval_lib
@@ -247,15 +248,25 @@ class PSNRTask(Task):
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.model = model_from_config(config)
+    self.multiscale = bool(config.get("train_scales"))
+    train_model = self.model
+    if self.multiscale:
+      # VDSR-style: one model for several scales, trained on bicubic-upscaled HR-size input
+      # (the pipeline draws one scale per step); evaluated at config.scale with the bicubic
+      # upscale inside. Same parameters either way.
+      if not hasattr(self.model, "upsample"):
+        raise InputError(f"config.train_scales: {config.model} is not a pre-upsampling model")
+      train_model = self.model.clone(upsample=False)
+    self.train_model = train_model
     self.tx, self.schedule = make_optimizer(config)
     self.ema_decay = float(config.get("ema_decay", 0.0))
-    self._step = make_train_step(self.model, self.tx, self.schedule,
+    self._step = make_train_step(train_model, self.tx, self.schedule,
                                  loss=config.get("loss", "l1"), ema_decay=self.ema_decay,
                                  compute_dtype=config.get("compute_dtype", "float32"))
 
   def init_state(self, *, key):
-    p = int(self.config.lr_patch_size)
-    return create_train_state(self.model, self.tx, key=key,
+    p = int(self.config.hr_patch_size if self.multiscale else self.config.lr_patch_size)
+    return create_train_state(self.train_model, self.tx, key=key,
                               lr_shape=(1, p, p, getattr(self.model, "channels", 3)),
                               ema=self.ema_decay > 0)
 
@@ -337,15 +348,19 @@ def _train_iterator(config, *, start_step: int, channels: int):
   from jaxsr.data import pipeline  # pylint: disable=g-import-not-at-top
 
   kwargs = dict(y_channel=channels == 1, hr_rescales=tuple(config.get("hr_rescales", (1.0,))))
+  if config.get("train_scales"):
+    kwargs.update(scale=tuple(int(s) for s in config.train_scales),
+                  hr_patch_size=int(config.hr_patch_size))
+  else:
+    kwargs.update(scale=int(config.scale), lr_patch_size=int(config.lr_patch_size))
   return pipeline.train_dataset(
-      config.dataset, scale=int(config.scale), batch_size=int(config.batch_size),
-      lr_patch_size=int(config.lr_patch_size), seed=int(config.seed), start_step=start_step,
+      config.dataset, batch_size=int(config.batch_size), seed=int(config.seed), start_step=start_step,
       num_steps=int(config.num_train_steps) - start_step,
       data_dir=config.get("data_dir"), manual_dir=config.get("manual_dir"), **kwargs)
 
 
 def _sample_images(model, variables, config, *, data_dir=None) -> dict[str, np.ndarray]:
-  """LR (nearest-upscaled) | SR | HR of the first eval image, for TensorBoard."""
+  """LR (nearest) | bicubic | SR | HR of the first eval image, float ``[1, H, 4W, 3]``."""
   from jaxsr.data import load_eval_set  # pylint: disable=g-import-not-at-top
 
   names = [d.strip() for d in str(config.get("eval_datasets", "") or "").split(",") if d.strip()]
@@ -353,15 +368,15 @@ def _sample_images(model, variables, config, *, data_dir=None) -> dict[str, np.n
     return {}
   _, images = load_eval_set(names[0], data_dir=data_dir or config.get("eval_data_dir"))
   channels = getattr(model, "channels", 3)
-  pair = eval_lib.degrade(images[0], scale=int(config.scale),
-                          protocol="y" if channels == 1 else "rgb")
-  sr = np.clip(_eval_upscaler(model, variables)(pair.lr[None])[0], 0, 1)
   s = int(config.scale)
+  pair = eval_lib.degrade(images[0], scale=s, protocol="y" if channels == 1 else "rgb")
+  sr = np.clip(_eval_upscaler(model, variables)(pair.lr[None])[0], 0, 1)
+  bicubic = np.clip(eval_lib.bicubic(s)(pair.lr[None])[0], 0, 1)
   lr_up = np.repeat(np.repeat(pair.lr, s, 0), s, 1)
-  panel = np.concatenate([lr_up, sr, pair.hr.astype(np.float32) / 255.0], axis=1)
+  panel = np.concatenate([lr_up, bicubic, sr, pair.hr.astype(np.float32) / 255.0], axis=1)
   if panel.shape[-1] == 1:
     panel = np.repeat(panel, 3, -1)
-  return {"lr_sr_hr": panel[None]}
+  return {"lr_bicubic_sr_hr": panel[None].astype(np.float32)}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -456,6 +471,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     images = _sample_images(model, variables, config)
     if images:
       writer.write_images(step, images)
+      if is_main:
+        panel = np.round(images["lr_bicubic_sr_hr"][0] * 255).astype(np.uint8)
+        Image.fromarray(panel).save(workdir / "comparison.png")
     return results
 
   def save(step: int) -> None:

@@ -1,0 +1,31 @@
+"""ESPCN x3 on T91 (Shi et al., CVPR 2016): Y channel, 5-3-3 with tanh, sub-pixel upsampling.
+
+  python train.py --config configs/espcn_x3.py --workdir DIR --config.manual_dir=DATA
+
+DATA holds T91/ (and Set5/, Set14/ for evaluation). Recipe as measured on a 2-core CPU
+(DESIGN.md section 5): MSE on Y, Adam 1e-3 with cosine decay to 1e-5, batch 16, LR patch 17
+(the paper's 17r-pixel HR sub-images), T91 with HR rescales 1.0-0.6 and flips/rot90.
+"""
+
+from configs import common
+
+
+def get_config():
+  config = common.base_config()
+  config.model = "espcn"
+  config.scale = 3
+  config.dataset = "t91"
+  config.hr_rescales = (1.0, 0.9, 0.8, 0.7, 0.6)
+  config.eval_datasets = "set5,set14"
+  config.eval_protocol = "y"
+  config.lr_patch_size = 17
+  config.batch_size = 16
+  config.loss = "mse"
+  config.learning_rate = 1e-3
+  config.schedule = "cosine"
+  config.lr_end = 1e-5
+  config.num_train_steps = 300_000
+  config.log_every_steps = 1000
+  config.checkpoint_every_steps = 10_000
+  config.eval_every_steps = 10_000
+  return config
