@@ -3,6 +3,21 @@
 import ml_collections
 
 
+def model_fields(name: str, **changes) -> ml_collections.ConfigDict:
+  """The registry's reference fields of model ``name`` (so --config.model_overrides.X works)."""
+  from jaxsr.models import registry  # pylint: disable=g-import-not-at-top
+
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  spec = registry.model_spec(name)
+  fields = {f.name: f.default for f in dataclasses.fields(spec.cls)
+            if f.name not in ("scale", "parent", "name") and f.default is not dataclasses.MISSING
+            and isinstance(f.default, (int, float, str, bool, tuple))}
+  fields.update(spec.config)
+  fields.update(changes)
+  return ml_collections.ConfigDict(fields)
+
+
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.task = "psnr"  # 'psnr' (pixel loss) or 'gan' (jaxsr.gan_lib)

@@ -5,11 +5,13 @@
 DIV2K, HR patch 192 (LR 48), batch 16, Adam (0.9, 0.999), lr 1e-4 halved at 200k of 300k.
 """
 
+from configs import common
 from configs import edsr_x2
 
 
 def get_config():
   config = edsr_x2.get_config()
   config.model = "edsr_baseline"
+  config.model_overrides = common.model_fields("edsr_baseline")
   config.scale = 4
   return config

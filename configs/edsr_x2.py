@@ -13,6 +13,7 @@ from configs import common
 def get_config():
   config = common.base_config()
   config.model = "edsr"
+  config.model_overrides = common.model_fields("edsr")
   config.scale = 2
   config.dataset = "div2k"
   config.eval_datasets = "set5,set14"

@@ -13,6 +13,7 @@ from configs import common
 def get_config():
   config = common.base_config()
   config.model = "espcn"
+  config.model_overrides = common.model_fields("espcn")
   config.scale = 3
   config.dataset = "t91"
   config.hr_rescales = (1.0, 0.9, 0.8, 0.7, 0.6)

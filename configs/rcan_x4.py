@@ -5,12 +5,14 @@
 DIV2K, LR patch 48 (HR 192), batch 16, Adam (0.9, 0.999), L1, lr 1e-4 halved every 200k steps.
 """
 
+from configs import common
 from configs import edsr_x2
 
 
 def get_config():
   config = edsr_x2.get_config()
   config.model = "rcan"
+  config.model_overrides = common.model_fields("rcan")
   config.scale = 4
   config.schedule = "step"
   config.lr_decay_every = 200_000

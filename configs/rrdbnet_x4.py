@@ -12,6 +12,7 @@ from configs import common
 def get_config():
   config = common.base_config()
   config.model = "rrdbnet"
+  config.model_overrides = common.model_fields("rrdbnet")
   config.scale = 4
   config.dataset = "df2k"
   config.eval_datasets = "set5,set14"

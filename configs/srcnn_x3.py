@@ -14,7 +14,7 @@ def get_config():
   config = common.base_config()
   config.model = "srcnn"
   config.scale = 3
-  config.model_overrides.padding = "zero"
+  config.model_overrides = common.model_fields("srcnn", padding="zero")
   config.dataset = "t91"
   config.eval_datasets = "set5,set14"
   config.eval_protocol = "y"

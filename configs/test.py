@@ -6,6 +6,7 @@ from configs import common
 def get_config():
   config = common.base_config()
   config.model = "espcn"
+  config.model_overrides = common.model_fields("espcn")
   config.scale = 3
   config.dataset = "embedded"
   config.eval_datasets = "embedded"

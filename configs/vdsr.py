@@ -15,6 +15,7 @@ from configs import common
 def get_config():
   config = common.base_config()
   config.model = "vdsr"
+  config.model_overrides = common.model_fields("vdsr")
   config.scale = 3
   config.train_scales = (2, 3, 4)
   config.hr_patch_size = 41
