@@ -574,3 +574,19 @@ def test_eval_checkpoint_equals_weights(tmp_path):
     _eval(tmp_path, weights=str(path), datasets="embedded", data_dir=None)
   with pytest.raises(InputError, match="no jaxsr checkpoint"):
     _eval(tmp_path, checkpoint=str(tmp_path / "nothing"), datasets="embedded", data_dir=None)
+
+
+def test_fsrcnn_pytorch_files_match_torch_forward():
+  torch = pytest.importorskip("torch")
+  folder = shared_path("weights", "fsrcnn_pytorch")
+  x = np.random.default_rng(4).random((1, 31, 27, 1), np.float32)
+  for scale in (2, 3, 4):
+    path = folder / f"fsrcnn_x{scale}.pth"
+    net = _torch_archs(torch)["FSRCNN"](scale=scale).eval()
+    net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+    with torch.no_grad():
+      want = net(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    imp = convert.load_weights(path)
+    with jax.default_matmul_precision("highest"):
+      got = np.asarray(imp.module.apply(imp.variables, x))
+    assert np.abs(got - want).max() < 1e-4
