@@ -3,8 +3,8 @@
   python train.py --config configs/edsr_x2.py --workdir DIR [--config.FIELD=VALUE ...]
 
 Resumes automatically from the latest intact checkpoint in DIR. On a multi-host cluster run
-the same command on every host (``jax.distributed.initialize`` is called when JAX finds a
-cluster environment, or with --coordinator_address/--num_processes/--process_id).
+the same command on every host with --distributed (JAX detects Cloud TPU, SLURM, ...) or with
+--coordinator_address/--num_processes/--process_id.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from jaxsr.errors import InputError
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and summary.json go.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                  "Call jax.distributed.initialize() and let JAX detect the "
+                                  "cluster (Cloud TPU, SLURM, Open MPI, ...).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "host:port of process 0 for multi-host runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
@@ -48,6 +51,8 @@ def main(argv: list[str]) -> None:
   logging.get_absl_handler().addFilter(_QuietOrbax())
   if _COORDINATOR.value:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  elif _DISTRIBUTED.value:
+    jax.distributed.initialize()
   logging.info("JAX process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
   try:
