@@ -225,8 +225,7 @@ def receptive_radius(model: nn.Module, *, channels: int | None = None) -> float:
         total += max(mod.pad_amounts()) * lr_per_px if mod.padding != 'valid' else (
             mod.kernel_size // 2 * lr_per_px)
       elif isinstance(mod, common.ConvTranspose):
-        k, st, p = mod.kernel_size, mod.strides, mod.padding
-        reach = max(abs(t) for r in range(st) for t in range(-k, k + 1) if 0 <= r + p - st * t < k)
+        _, reach = common.subpixel_taps(mod.kernel_size, mod.strides, mod.padding)
         total += reach * lr_per_px
       elif isinstance(mod, (nn.Conv, nn.ConvTranspose)):
         ks = mod.kernel_size if isinstance(mod.kernel_size, Sequence) else (mod.kernel_size,)

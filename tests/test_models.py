@@ -275,20 +275,22 @@ def test_pixel_shuffle_permutation_against_torch():
 def test_conv_transpose_matches_torch():
   torch = pytest.importorskip('torch')
   rng = np.random.default_rng(1)
-  for s in (2, 3, 4):
-    w = rng.standard_normal((6, 2, 9, 9)).astype(np.float32)  # [in, out, kh, kw]
+  # (kernel, stride, padding, output_padding): FSRCNN's (sub-pixel fast path) and others.
+  for k, s, p, op in [(9, 2, 4, 1), (9, 3, 4, 2), (9, 4, 4, 3), (9, 3, 3, 0), (4, 2, 1, 0),
+                      (3, 2, 0, 0), (5, 3, 1, 1)]:
+    w = rng.standard_normal((6, 2, k, k)).astype(np.float32)  # [in, out, kh, kw]
     b = rng.standard_normal((2,)).astype(np.float32)
     x = rng.random((1, 6, 5, 7)).astype(np.float32)
-    deconv = torch.nn.ConvTranspose2d(6, 2, 9, stride=s, padding=4, output_padding=s - 1)
+    deconv = torch.nn.ConvTranspose2d(6, 2, k, stride=s, padding=p, output_padding=op)
     with torch.no_grad():
       deconv.weight.copy_(torch.from_numpy(w))
       deconv.bias.copy_(torch.from_numpy(b))
       want = deconv(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
-    mod = common.ConvTranspose(2, 9, strides=s, padding=4, output_padding=s - 1)
+    mod = common.ConvTranspose(2, k, strides=s, padding=p, output_padding=op)
     got = mod.apply({'params': {'kernel': w.transpose(2, 3, 0, 1), 'bias': b}},
                     x.transpose(0, 2, 3, 1))
-    assert got.shape == (1, 5 * s, 7 * s, 2)
-    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-4, err_msg=str((k, s, p, op)))
 
 
 def test_conv_padding_modes():

@@ -32,26 +32,7 @@ def deconv_to_subpixel(kernel: np.ndarray, scale: int, *, padding: int = 4) -> n
     such that ``depth_to_space(conv(x), s) + bias`` equals the transposed
     convolution with that ``bias``.
   """
-  kernel = np.asarray(kernel)
-  ksize, _, cin, c = kernel.shape
-  s, p = scale, padding
-  # Output phase r of LR pixel i reads x[i + t] through tap k = r + p - s*t.
-  reach = 0
-  for r in range(s):
-    for t in range(-ksize, ksize + 1):
-      if 0 <= r + p - s * t < ksize:
-        reach = max(reach, abs(t))
-  size = 2 * reach + 1
-  out = np.zeros((size, size, cin, s * s * c), kernel.dtype)
-  for ry in range(s):
-    for rx in range(s):
-      for ty in range(-reach, reach + 1):
-        for tx in range(-reach, reach + 1):
-          ky, kx = ry + p - s * ty, rx + p - s * tx
-          if 0 <= ky < ksize and 0 <= kx < ksize:
-            ch = (ry * s + rx) * c
-            out[ty + reach, tx + reach, :, ch:ch + c] = kernel[ky, kx]
-  return out
+  return common.transposed_to_subpixel_kernel(np.asarray(kernel), scale, padding)
 
 
 class FSRCNN(nn.Module):
