@@ -545,10 +545,11 @@ def _eval(tmp_path, **kw):
 
 
 @pytest.mark.parametrize("weights,scale,published", [
-    pytest.param("srcnn_9-5-5_imagenet_x3.mat", 3, 32.75),
+    # Measured: 36.6564 / 32.7488 / 30.4840 (9-5-5 x2/x3/x4), 32.3897 (9-1-5 x3).
+    pytest.param("srcnn_9-1-5_91images_x3.mat", 3, 32.39),  # the cheapest: fast suite
     pytest.param("srcnn_9-5-5_imagenet_x2.mat", 2, 36.66, marks=pytest.mark.slow),
+    pytest.param("srcnn_9-5-5_imagenet_x3.mat", 3, 32.75, marks=pytest.mark.slow),
     pytest.param("srcnn_9-5-5_imagenet_x4.mat", 4, 30.48, marks=pytest.mark.slow),
-    pytest.param("srcnn_9-1-5_91images_x3.mat", 3, 32.39, marks=pytest.mark.slow),
 ])
 def test_srcnn_reproduces_published_set5(tmp_path, weights, scale, published):
   path = shared_path("weights", "srcnn", weights)
