@@ -116,6 +116,9 @@ def _upscaler(model: str, scale: int, *, weights: str | None = None,
     if key not in _LOADED:
       _LOADED[key] = convert.load_weights(weights, model=model, scale=scale)
     imported = _LOADED[key]
+    trained = convert.scale_from_filename(weights)
+    if imported.format in ("srcnn-mat", "fsrcnn-pytorch-pth") and trained not in (None, scale):
+      logging.warning("%s: weights trained for x%d evaluated at x%d", weights, trained, scale)
     return _model_upscaler(imported.module, imported.variables, imported.scale)
   if model == "bicubic":
     return eval_lib.bicubic(scale), "y"

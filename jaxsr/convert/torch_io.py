@@ -80,7 +80,12 @@ class _TensorRef:
       flat, offset = storage.data, self.offset
     if flat is None:
       raise InputError("tensor storage missing from the file")
+    if offset < 0 or any(n < 0 for n in self.size) or any(st < 0 for st in self.stride) \
+        or len(self.size) != len(self.stride):
+      raise InputError("tensor with a negative offset, size or stride (corrupt file)")
     if not self.size:
+      if offset >= flat.size:
+        raise InputError("tensor exceeds its storage (truncated or corrupt file)")
       return np.array(flat[offset])
     needed = offset + 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride) if n > 0)
     if needed > flat.size and all(n > 0 for n in self.size):
@@ -228,7 +233,10 @@ def _refuse_pid(path, pid):
 
 def _materialise(obj: Any, path: pathlib.Path) -> Any:
   if isinstance(obj, _TensorRef):
-    return obj.materialise()
+    try:
+      return obj.materialise()
+    except InputError as e:
+      raise InputError(f"{path}: {e}") from None
   if isinstance(obj, dict):
     return {k: _materialise(v, path) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
