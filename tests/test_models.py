@@ -360,9 +360,9 @@ def test_list_cli_json(capsys):
 
 
 def test_list_cli_table(capsys):
-  assert models_main.main(['--list', '--kind', 'discriminator']) == 0
+  assert models_main.main(['--list', '--kind', 'feature']) == 0
   out = capsys.readouterr().out
-  assert 'esrgan_discriminator' in out and 'srcnn' not in out
+  assert 'vgg19' in out and '20,024,384' in out and 'srcnn' not in out
 
 
 # ---------------------------------------------------------------------------
