@@ -47,7 +47,9 @@ class FSRCNN(nn.Module):
   Heads:
     * ``'deconv'`` (the paper): 9x9 transposed conv with stride ``scale``, as
       PyTorch ``ConvTranspose2d(d, C, 9, stride=s, padding=4,
-      output_padding=s-1)``; submodule ``deconv``. FSRCNN(56,12,4) on Y has
+      output_padding=s-1)``; submodule ``deconv`` (parameters in the
+      transposed-conv layout, computed as the equivalent sub-pixel conv, see
+      :class:`~jaxsr.models.common.ConvTranspose`). FSRCNN(56,12,4) on Y has
       12,809 parameters with this head at every scale.
     * ``'subpixel'``: conv ``k x k`` to ``C*s*s`` channels without bias ->
       depth_to_space(s) -> + one bias per output channel (submodule ``head``,
