@@ -62,6 +62,9 @@ import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-
 
 from jaxsr.data.embedded import embedded_images  # pylint: disable=wrong-import-position
 from jaxsr.data.images import IMAGE_EXTENSIONS, read_image  # pylint: disable=wrong-import-position
+from jaxsr.data.images import find_folder as _find_folder  # pylint: disable=wrong-import-position
+from jaxsr.data.images import has_images as _has_images  # pylint: disable=wrong-import-position
+from jaxsr.data.images import image_files as _image_files  # pylint: disable=wrong-import-position
 from jaxsr.errors import InputError  # pylint: disable=wrong-import-position
 from jaxsr.imresize import imresize_np  # pylint: disable=wrong-import-position
 
@@ -71,8 +74,6 @@ __all__ = [
 ]
 
 DEFAULT_SCALES = (2, 3, 4)
-_PREFIXES = ('', 'benchmarks', 'train', 'test', 'datasets')
-_SUBFOLDERS = ('', 'HR', 'GTmod12', 'original')
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,32 +103,6 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
 def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
   """The MATLAB-bicubic LR of ``modcrop(hr, scale)``: uint8 ``[H // scale, W // scale, C]``."""
   return imresize_np(modcrop(hr, scale), 1.0 / scale)
-
-
-def _has_images(folder: pathlib.Path) -> bool:
-  try:
-    return folder.is_dir() and any(
-        p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir() if p.is_file())
-  except OSError:
-    return False
-
-
-def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
-  return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def _find_folder(root: pathlib.Path, candidates: Sequence[str]) -> pathlib.Path | None:
-  """First folder with images among ``root/<prefix>/<candidate>/<subfolder>``."""
-  for candidate in candidates:
-    bases = [root / prefix / candidate if prefix else root / candidate for prefix in _PREFIXES]
-    if root.name.lower() == pathlib.PurePosixPath(candidate).name.lower():
-      bases.insert(0, root)  # manual_dir is the set's folder itself
-    for base in bases:
-      for sub in _SUBFOLDERS:
-        folder = base / sub if sub else base
-        if _has_images(folder):
-          return folder
-  return None
 
 
 def _official_lr(hr_path: pathlib.Path, scale: int) -> pathlib.Path | None:

@@ -1,9 +1,9 @@
 """Evaluation sets by registered name (set5, set14, ...) or by folder path.
 
 A registered name is looked up as a folder of HR images under the data directories: the
-``data_dir`` argument, then ``$JAXSR_DATA_DIR``. Under each, ``<Name>``, ``benchmarks/<Name>`` and
-their ``HR`` / ``GTmod12`` / ``original`` subfolders are tried (BasicSR's and the common download
-layouts). ``embedded`` is the test split of the embedded default images (no files needed).
+``data_dir`` argument, then ``$JAXSR_DATA_DIR``, with ``jaxsr.data.images.find_folder`` (the same
+layouts the tfds builders accept: ``<Name>``, ``benchmarks/<Name>``, ``datasets/<Name>``, ... and
+their ``HR`` / ``GTmod12`` / ``original`` subfolders). ``embedded`` is the test split of the embedded default images (no files needed).
 Whole images come out in their own sizes, uint8 ``[H, W, 1 or 3]``, sorted by file name.
 """
 
@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxsr.data.embedded import embedded_images
-from jaxsr.data.images import list_images, read_image
+from jaxsr.data.images import find_folder, list_images, read_image
 from jaxsr.errors import InputError
 
 __all__ = ["EVAL_SETS", "EvalImage", "list_eval_sets", "load_eval_set", "resolve_eval_set"]
@@ -32,7 +32,6 @@ EVAL_SETS = {
     "embedded": ("Embedded", ()),
 }
 _ALIASES = {"b100": "bsd100", "bsds100": "bsd100"}
-_SUBFOLDERS = ("", "HR", "GTmod12", "original")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,21 +66,16 @@ def resolve_eval_set(spec: str, *, data_dir=None) -> tuple[str, pathlib.Path | N
     display, folders = EVAL_SETS[key]
     if not folders:
       return display, None
-    tried = []
-    for root in _data_dirs(data_dir):
-      for folder in folders:
-        for base in (root / folder, root / "benchmarks" / folder):
-          for sub in _SUBFOLDERS:
-            candidate = base / sub if sub else base
-            tried.append(candidate)
-            if candidate.is_dir() and any(p.suffix.lower() in (".png", ".bmp", ".jpg", ".tif")
-                                          for p in candidate.iterdir()):
-              return display, candidate
-    where = ", ".join(str(p) for p in tried[::len(_SUBFOLDERS)][:4]) or "(no data dir given)"
+    roots = _data_dirs(data_dir)
+    for root in roots:
+      folder = find_folder(root, folders)
+      if folder is not None:
+        return display, folder
+    where = ", ".join(str(r) for r in roots) or "(no data dir given)"
     raise InputError(
         f"{spec}: dataset folder not found; expected the HR images of {display} in "
         f"<data dir>/{folders[0]} or <data dir>/benchmarks/{folders[0]} (pass --data-dir or set "
-        f"JAXSR_DATA_DIR); looked in {where}")
+        f"JAXSR_DATA_DIR); looked under {where}")
   path = pathlib.Path(spec).expanduser()
   if path.exists() or os.sep in spec or spec.startswith("."):
     if not path.is_dir():

@@ -11,15 +11,53 @@ from __future__ import annotations
 import os
 import pathlib
 import warnings
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jaxsr.errors import InputError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "find_folder", "has_images", "image_files", "list_images", "read_image"]
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+
+
+# Where sets live under a data directory: <root>/<prefix>/<Name>/<subfolder>, covering the
+# common download layouts (BasicSR's datasets/, benchmarks/, HR/ and GTmod12/ subfolders).
+FOLDER_PREFIXES = ("", "benchmarks", "train", "test", "datasets")
+FOLDER_SUBFOLDERS = ("", "HR", "GTmod12", "original")
+
+
+def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+  """Image files directly inside ``folder``, sorted by name (no checks)."""
+  return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def has_images(folder: pathlib.Path) -> bool:
+  """Whether ``folder`` is a folder holding at least one image file."""
+  try:
+    return folder.is_dir() and any(
+        p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir() if p.is_file())
+  except OSError:
+    return False
+
+
+def find_folder(root: pathlib.Path, candidates: Sequence[str]) -> pathlib.Path | None:
+  """First folder with images among ``root/<prefix>/<candidate>/<subfolder>``.
+
+  ``root`` may also be the set's folder itself (its name equals a candidate's last part).
+  """
+  for candidate in candidates:
+    bases = [root / prefix / candidate if prefix else root / candidate for prefix in FOLDER_PREFIXES]
+    if root.name.lower() == pathlib.PurePosixPath(candidate).name.lower():
+      bases.insert(0, root)
+    for base in bases:
+      for sub in FOLDER_SUBFOLDERS:
+        folder = base / sub if sub else base
+        if has_images(folder):
+          return folder
+  return None
 
 
 def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
@@ -33,8 +71,7 @@ def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
     raise InputError(f"{folder}: no such folder")
   if not folder.is_dir():
     raise InputError(f"{folder}: not a folder")
-  files = sorted(p for p in folder.iterdir()
-                 if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+  files = image_files(folder)
   if not files:
     raise InputError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
   return files
