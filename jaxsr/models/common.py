@@ -226,6 +226,7 @@ class ConvTranspose(nn.Module):
     k, s, p = self.kernel_size, self.strides, self.padding
     kernel = self.param('kernel', self.kernel_init,
                         (k, k, x.shape[-1], self.features), jnp.float32)
+    x = x.astype(kernel.dtype)  # compute in the parameters' dtype (bf16 in mixed precision)
     if s > 1 and k + self.output_padding - 2 * p == s:
       w = transposed_to_subpixel_kernel(kernel, s, p)
       r = (w.shape[0] - 1) // 2
