@@ -8,8 +8,9 @@ Nothing is downloaded. Two source layouts are read:
   restricted unpickler (``jaxsr.convert.torch_io``; torch need not be installed). Input
   convention: RGB in [0, 1] normalised with the ImageNet mean/std.
 * Keras' ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (the Caffe-converted original
-  weights; needs h5py) or a Keras 3 ``VGG19.save_weights('*.weights.h5')`` file: datasets under
-  groups ``block{b}_conv{i}``, kernels ``[3, 3, in, out]``. Input convention (Keras'
+  weights; needs h5py; datasets under groups ``block{b}_conv{i}``) or a Keras 3
+  ``VGG19(...).save_weights('*.weights.h5')`` file (``layers/conv2d[_k]/vars/{0,1}``, the 16
+  convolutions in creation order); kernels ``[3, 3, in, out]``. Input convention (Keras'
   ``preprocess_input``, 'caffe' mode): BGR on 0..255 minus the BGR mean. The converter flips the
   first kernel's input channels to RGB and records ``input_mean = (123.68, 116.779, 103.939)/255``
   and ``input_std = 1/255``, so ``(x - mean) / std`` reproduces Keras' input exactly (also at the
@@ -99,10 +100,21 @@ def from_keras_h5(path: str | os.PathLike) -> dict:
     raise InputError(f"{path}: reading Keras .h5 weights needs h5py (pip install h5py)") from None
   found: dict[str, dict[str, np.ndarray]] = {}
 
+  keras3: dict[int, dict[str, np.ndarray]] = {}
+
   def visit(name: str, obj) -> None:
     if not isinstance(obj, h5py.Dataset):
       return
-    for part in name.split("/"):
+    parts = name.split("/")
+    # Keras 3 ``save_weights``: layers/conv2d[_k]/vars/{0: kernel, 1: bias}, k in creation order.
+    if len(parts) == 4 and parts[0] == "layers" and parts[2] == "vars":
+      layer = parts[1]
+      if layer == "conv2d" or (layer.startswith("conv2d_") and layer[7:].isdigit()):
+        k = 0 if layer == "conv2d" else int(layer[7:])
+        keras3.setdefault(k, {})[{"0": "kernel", "1": "bias"}.get(parts[3], "?")] = (
+            np.asarray(obj[()], np.float32))
+      return
+    for part in parts:
       if part.startswith("block") and "_conv" in part:
         b, i = part[len("block"):].split("_conv", 1)
         if not (b.isdigit() and i.isdigit()):
@@ -119,6 +131,8 @@ def from_keras_h5(path: str | os.PathLike) -> dict:
       f.visititems(visit)
   except OSError as e:
     raise InputError(f"{path}: cannot read HDF5 ({e})") from None
+  if not found and keras3:
+    found = {CONV_NAMES[i]: keras3[k] for i, k in enumerate(sorted(keras3)[:len(CONV_NAMES)])}
   params = {n: found[n] for n in CONV_NAMES if n in found and len(found[n]) == 2}
   if "conv1_1" in params:  # Keras/Caffe weights take BGR: make the first layer take RGB
     params["conv1_1"]["kernel"] = np.ascontiguousarray(params["conv1_1"]["kernel"][:, :, ::-1])
