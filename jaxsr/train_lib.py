@@ -328,11 +328,15 @@ def _eval_upscaler(model, variables):
   return upscale
 
 
+def _eval_names(config) -> list[str]:
+  return [d.strip() for d in str(config.get("eval_datasets", "") or "").split(",") if d.strip()]
+
+
 def evaluate_model(model, variables, config, *, data_dir=None) -> list[dict]:
   """Evaluates on ``config.eval_datasets`` with ``config.eval_protocol`` (eval.py entries)."""
   from jaxsr.data import load_eval_set  # pylint: disable=g-import-not-at-top
 
-  names = [d.strip() for d in str(config.get("eval_datasets", "") or "").split(",") if d.strip()]
+  names = _eval_names(config)
   channels = getattr(model, "channels", 3)
   protocol = config.get("eval_protocol") or ("y" if channels == 1 else "rgb")
   upscale = _eval_upscaler(model, variables)
@@ -363,7 +367,7 @@ def _sample_images(model, variables, config, *, data_dir=None) -> dict[str, np.n
   """LR (nearest) | bicubic | SR | HR of the first eval image, float ``[1, H, 4W, 3]``."""
   from jaxsr.data import load_eval_set  # pylint: disable=g-import-not-at-top
 
-  names = [d.strip() for d in str(config.get("eval_datasets", "") or "").split(",") if d.strip()]
+  names = _eval_names(config)
   if not names:
     return {}
   _, images = load_eval_set(names[0], data_dir=data_dir or config.get("eval_data_dir"))
@@ -513,6 +517,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         for row in history:
           f.write(json.dumps(row) + "\n")
     print(eval_lib.format_table(results, model=config.model))
+    if results:  # the baseline beside it, same sets, scale and protocol
+      from jaxsr.data import load_eval_set  # pylint: disable=g-import-not-at-top
+      baseline = [eval_lib.evaluate(eval_lib.bicubic(r["scale"]),
+                                    load_eval_set(spec, data_dir=config.get("eval_data_dir"))[1],
+                                    scale=r["scale"], protocol=r["protocol"], dataset=r["dataset"])
+                  for spec, r in zip(_eval_names(config), results)]
+      print("\n".join(eval_lib.format_table(baseline, model="bicubic").splitlines()[1:]))
+      print(f"comparison image (LR | bicubic | {config.model} | HR): {workdir / 'comparison.png'}")
   writer.flush()
   manager.close()
   return summary
