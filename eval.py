@@ -32,7 +32,6 @@ from absl import flags
 from absl import logging
 
 from jaxsr import eval_lib
-from jaxsr import inference
 from jaxsr.data import load_eval_set
 from jaxsr.errors import InputError
 
@@ -67,21 +66,6 @@ def _parse_scales(text: str) -> list[int]:
   return scales
 
 
-def _model_upscaler(module, variables, scale: int) -> tuple[eval_lib.Upscaler, str]:
-  """An Upscaler running ``module`` through ``jaxsr.inference.upscale`` (bucketed: one
-  compilation per size bucket, not per image), and its default protocol (channels 1 -> y)."""
-  channels = int(getattr(module, "channels", 3))
-
-  def upscale(lr):
-    if lr.shape[-1] != channels:
-      raise InputError(
-          f"the model takes {channels}-channel input but the protocol gives {lr.shape[-1]} "
-          f"(a Y-channel model needs --protocol y, an RGB model --protocol rgb)")
-    return inference.upscale(module, variables, lr, scale=scale)
-
-  return upscale, ("y" if channels == 1 else "rgb")
-
-
 _LOADED: dict = {}
 
 
@@ -105,7 +89,7 @@ def _upscaler(model: str, scale: int, *, weights: str | None = None,
     if int(module.scale) != scale:
       raise InputError(f"--checkpoint {checkpoint} is a x{module.scale} model; got --scales "
                        f"{scale}")
-    return _model_upscaler(module, variables, scale)
+    return eval_lib.model_upscaler(module, variables, scale=scale)
   if weights:
     from jaxsr import convert  # pylint: disable=g-import-not-at-top
 
@@ -119,7 +103,7 @@ def _upscaler(model: str, scale: int, *, weights: str | None = None,
     trained = convert.scale_from_filename(weights)
     if imported.format in ("srcnn-mat", "fsrcnn-pytorch-pth") and trained not in (None, scale):
       logging.warning("%s: weights trained for x%d evaluated at x%d", weights, trained, scale)
-    return _model_upscaler(imported.module, imported.variables, imported.scale)
+    return eval_lib.model_upscaler(imported.module, imported.variables, scale=imported.scale)
   if model == "bicubic":
     return eval_lib.bicubic(scale), "y"
   raise InputError(f"--model: unknown model {model!r}; available: bicubic, or a registry name "

@@ -39,7 +39,7 @@ from jaxsr.errors import InputError
 
 __all__ = [
     "PROTOCOLS", "BUCKET", "Degraded", "bicubic", "degrade", "evaluate", "format_table",
-    "modcrop", "y_uint8",
+    "model_upscaler", "modcrop", "y_uint8",
 ]
 
 Protocol = Literal["y", "rgb"]
@@ -120,6 +120,26 @@ def bicubic(scale: int) -> Upscaler:
     return imresize_lib.imresize_np(np.asarray(lr, np.float64), scale)
 
   return upscale
+
+
+def model_upscaler(module, variables, *, scale: int) -> tuple[Upscaler, Protocol]:
+  """An ``Upscaler`` running a Flax SR model through ``jaxsr.inference.upscale``.
+
+  Bucketed: one compilation per size bucket, not per image. Returns it with the model's default
+  protocol (1-channel models: ``y``; RGB models: ``rgb``).
+  """
+  from jaxsr import inference  # pylint: disable=g-import-not-at-top
+
+  channels = int(getattr(module, "channels", 3))
+
+  def upscale(lr: np.ndarray) -> np.ndarray:
+    if lr.shape[-1] != channels:
+      raise InputError(
+          f"the model takes {channels}-channel input but the protocol gives {lr.shape[-1]} "
+          f"(a Y-channel model needs --protocol y, an RGB model --protocol rgb)")
+    return inference.upscale(module, variables, np.asarray(lr), scale=scale)
+
+  return upscale, ("y" if channels == 1 else "rgb")
 
 
 def _bucket(n: int) -> int:

@@ -319,15 +319,6 @@ def _check_resume(meta: dict, config, directory) -> None:
                      "use a new --workdir")
 
 
-def _eval_upscaler(model, variables):
-  from jaxsr import inference  # pylint: disable=g-import-not-at-top
-
-  def upscale(lr):
-    return inference.upscale(model, variables, np.asarray(lr))
-
-  return upscale
-
-
 def _eval_names(config) -> list[str]:
   return [d.strip() for d in str(config.get("eval_datasets", "") or "").split(",") if d.strip()]
 
@@ -337,9 +328,8 @@ def evaluate_model(model, variables, config, *, data_dir=None) -> list[dict]:
   from jaxsr.data import load_eval_set  # pylint: disable=g-import-not-at-top
 
   names = _eval_names(config)
-  channels = getattr(model, "channels", 3)
-  protocol = config.get("eval_protocol") or ("y" if channels == 1 else "rgb")
-  upscale = _eval_upscaler(model, variables)
+  upscale, default_protocol = eval_lib.model_upscaler(model, variables, scale=int(config.scale))
+  protocol = config.get("eval_protocol") or default_protocol
   results = []
   for spec in names:
     name, images = load_eval_set(spec, data_dir=data_dir or config.get("eval_data_dir"))
@@ -374,7 +364,7 @@ def _sample_images(model, variables, config, *, data_dir=None) -> dict[str, np.n
   channels = getattr(model, "channels", 3)
   s = int(config.scale)
   pair = eval_lib.degrade(images[0], scale=s, protocol="y" if channels == 1 else "rgb")
-  sr = np.clip(_eval_upscaler(model, variables)(pair.lr[None])[0], 0, 1)
+  sr = np.clip(eval_lib.model_upscaler(model, variables, scale=s)[0](pair.lr[None])[0], 0, 1)
   bicubic = np.clip(eval_lib.bicubic(s)(pair.lr[None])[0], 0, 1)
   lr_up = np.repeat(np.repeat(pair.lr, s, 0), s, 1)
   panel = np.concatenate([lr_up, bicubic, sr, pair.hr.astype(np.float32) / 255.0], axis=1)
