@@ -1,0 +1,158 @@
+"""GAN training through train_lib's loop: finite losses, both players learn, resume, init_from."""
+
+from __future__ import annotations
+
+import json
+
+import flax
+import jax
+import numpy as np
+import pytest
+
+from jaxsr import checkpoint as ckpt_lib
+from jaxsr import gan_lib
+from jaxsr import train_lib
+from jaxsr.convert import vgg as convert_vgg
+from jaxsr.errors import InputError
+from configs import esrgan_x4
+from configs import gan_test
+from configs import srgan_x4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """A persistent XLA cache: the resumed and the straight runs reuse the first run's compile."""
+  from jax._src import compilation_cache as cc  # pylint: disable=g-import-not-at-top
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
+  old = {n: getattr(jax.config, n) for n in names}
+  jax.config.update(names[0], str(tmp_path_factory.mktemp("xla_cache")))
+  jax.config.update(names[1], 0)
+  jax.config.update(names[2], 0)
+  cc.reset_cache()
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+  cc.reset_cache()
+
+
+def _config(**overrides):
+  config = gan_test.get_config()
+  config.update(overrides)
+  return config
+
+
+def _scalars(workdir) -> dict[str, list[float]]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out: dict[str, list[float]] = {}
+  for path in sorted(workdir.glob("events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for v in event.summary.value:
+        value = np.asarray(tf.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value)
+        if value.size == 1 and value.dtype.kind == "f":
+          out.setdefault(v.tag, []).append(float(value))
+  return out
+
+
+def _tree_diff(a, b) -> float:
+  return max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_esrgan_loop_trains_both_players_checkpoints_and_resumes(tmp_path):
+  config = _config(num_train_steps=8)
+  summary = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
+  assert summary["step"] == 8 and np.isfinite(summary["train_loss"])
+  assert summary["eval"][0]["dataset"] == "Embedded" and np.isfinite(summary["eval"][0]["psnr"])
+  scalars = _scalars(tmp_path / "run")
+  for key in ("loss", "g_loss", "g_pixel", "g_perceptual", "g_adversarial", "d_loss", "d_real",
+              "d_fake", "d_real_logit", "d_fake_logit", "learning_rate", "d_learning_rate"):
+    assert key in scalars and all(np.isfinite(scalars[key])), key
+  assert all(v > 0 for v in scalars["g_perceptual"] + scalars["g_adversarial"] + scalars["d_loss"])
+  assert all(0 < v < 1 for v in scalars["d_real"] + scalars["d_fake"])
+  # Multistep at 6 halves both rates (steps 5-8 log the mean of 2 full and 2 halved); the
+  # discriminator has its own base rate (d_optimizer).
+  assert scalars["learning_rate"] == pytest.approx([1e-3, 7.5e-4], rel=1e-6)
+  assert scalars["d_learning_rate"] == pytest.approx([2e-3, 1.5e-3], rel=1e-6)
+
+  manager = ckpt_lib.CheckpointManager(tmp_path / "run" / "checkpoints")
+  assert sorted(manager.all_steps()) == [4, 8]
+  _, saved, _ = manager.restore()
+  assert set(saved) == {"step", "params", "opt_state", "batch_stats", "ema_params", "d_params",
+                        "d_opt_state", "d_batch_stats"}  # the frozen VGG is not saved
+  init = gan_lib.GANTask(config).init_state(key=jax.random.key(int(config.seed)))
+  assert _tree_diff(saved["params"], init.params) > 0
+  assert _tree_diff(saved["d_params"], init.d_params) > 0
+  assert _tree_diff(saved["d_batch_stats"], init.d_batch_stats) > 0
+  assert _tree_diff(saved["ema_params"], saved["params"]) > 0
+  assert ckpt_lib.params_sha256(saved["ema_params"]) == summary["params_sha256"]
+
+  # Resuming from step 8 to 12 equals a run that never stopped.
+  resumed = train_lib.train_and_evaluate(_config(num_train_steps=12, eval_datasets=""),
+                                         str(tmp_path / "run"))
+  straight = train_lib.train_and_evaluate(_config(num_train_steps=12, eval_datasets=""),
+                                          str(tmp_path / "straight"))
+  assert resumed["step"] == 12 and resumed["params_sha256"] == straight["params_sha256"]
+  d_resumed = ckpt_lib.CheckpointManager(tmp_path / "run" / "checkpoints").restore()[1]
+  d_straight = ckpt_lib.CheckpointManager(tmp_path / "straight" / "checkpoints").restore()[1]
+  assert _tree_diff(d_resumed["d_params"], d_straight["d_params"]) == 0
+
+  # The generator loads like any model (EMA weights), e.g. for eval.py --checkpoint.
+  try:
+    module, variables, meta = ckpt_lib.load_model(tmp_path / "run")
+  except ckpt_lib.CheckpointError as e:
+    pytest.xfail(f"training checkpoints do not name their model for load_model yet: {e}")
+  assert type(module).__name__ == "RRDBNet" and meta["step"] == 12
+  assert ckpt_lib.params_sha256(variables["params"]) == resumed["params_sha256"]
+
+
+def test_generator_starts_from_a_psnr_checkpoint(tmp_path):
+  config = _config(num_train_steps=1, eval_datasets="")
+  task = gan_lib.GANTask(config)
+  state = task.init_state(key=jax.random.key(0))
+  psnr_params = jax.tree.map(lambda p: np.asarray(p) + 0.01,
+                             task.init_state(key=jax.random.key(5)).params)
+  ckpt_lib.save_model(tmp_path / "psnr", {"params": psnr_params}, model="rrdbnet", scale=4,
+                      overrides=dict(config.model_overrides))
+  _, variables, _ = ckpt_lib.load_model(tmp_path / "psnr")
+  started = task.init_from(state, variables)
+  assert _tree_diff(started.params, psnr_params) == 0
+  assert _tree_diff(started.ema_params, psnr_params) == 0
+  assert _tree_diff(started.d_params, state.d_params) == 0
+  # Through the loop: one step from the PSNR weights moves them by about one Adam step.
+  config.init_from = str(tmp_path / "psnr")
+  train_lib.train_and_evaluate(config, str(tmp_path / "gan"))
+  _, saved, _ = ckpt_lib.CheckpointManager(tmp_path / "gan" / "checkpoints").restore()
+  assert 0 < _tree_diff(saved["params"], psnr_params) < 2e-3
+
+
+def test_missing_vgg_weights_is_one_clear_line(monkeypatch):
+  monkeypatch.delenv(convert_vgg.ENV_VAR, raising=False)
+  task = gan_lib.GANTask(_config(vgg_weights=None))
+  with pytest.raises(InputError, match="vgg19-dcbb9e9d.pth") as e:
+    task.init_state(key=jax.random.key(0))
+  assert "\n" not in str(e.value) and "python -m jaxsr.convert.vgg" in str(e.value)
+  with pytest.raises(InputError, match="config.gan_type"):
+    gan_lib.GANTask(_config(gan_type="wgan"))
+  with pytest.raises(InputError, match="config.d_model"):
+    gan_lib.GANTask(_config(d_model="nope"))
+
+
+def test_recipes():
+  esr = esrgan_x4.get_config()
+  task = gan_lib.GANTask(esr)
+  assert type(task.model).__name__ == "RRDBNet" and task.model.num_block == 23
+  assert type(task.discriminator).__name__ == "VGGStyleDiscriminator"
+  assert task.perceptual_layers == {"conv5_4": 1.0} and esr.gan_type == "ragan"
+  assert (esr.pixel_weight, esr.adversarial_weight, esr.ema_decay) == (1e-2, 5e-3, 0.999)
+  assert esr.lr_patch_size * esr.scale == 128 and esr.batch_size == 16
+  assert [float(task.g_schedule(s)) for s in (0, 50_000, 100_000, 300_000)] == pytest.approx(
+      [1e-4, 5e-5, 2.5e-5, 6.25e-6], rel=1e-6)
+  assert float(task.d_schedule(200_000)) == pytest.approx(1.25e-5, rel=1e-6)
+  sr = srgan_x4.get_config()
+  task = gan_lib.GANTask(sr)
+  assert type(task.discriminator).__name__ == "SRGANDiscriminator"
+  assert task.perceptual_layers == {"relu5_4": pytest.approx(1.0)} and sr.gan_type == "vanilla"
+  assert sr.adversarial_weight == 1e-3 and sr.lr_patch_size * sr.scale == 96
+  assert float(task.g_schedule(150_000)) == pytest.approx(1e-5, rel=1e-6)
+  json.dumps(gan_test.get_config().to_dict())  # serialisable for the checkpoint metadata
