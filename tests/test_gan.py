@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import flax
 import jax
 import numpy as np
 import pytest
@@ -60,10 +59,9 @@ def _tree_diff(a, b) -> float:
 
 
 def test_esrgan_loop_trains_both_players_checkpoints_and_resumes(tmp_path):
-  config = _config(num_train_steps=8)
+  config = _config(num_train_steps=8, eval_datasets="")  # evaluation is train_lib's, tested there
   summary = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
   assert summary["step"] == 8 and np.isfinite(summary["train_loss"])
-  assert summary["eval"][0]["dataset"] == "Embedded" and np.isfinite(summary["eval"][0]["psnr"])
   scalars = _scalars(tmp_path / "run")
   for key in ("loss", "g_loss", "g_pixel", "g_perceptual", "g_adversarial", "d_loss", "d_real",
               "d_fake", "d_real_logit", "d_fake_logit", "learning_rate", "d_learning_rate"):
