@@ -48,6 +48,7 @@ Metrics per step: ``loss`` (= ``g_loss``, the weighted generator total), ``g_pix
 from __future__ import annotations
 
 import logging
+import pathlib
 from typing import Any, Callable
 
 import flax
@@ -271,6 +272,12 @@ class GANTask(train_lib.Task):
       raise InputError("config.style_layers: empty while config.style_weight > 0")
     self.vgg_layers = ((list(self.perceptual_layers) if self.perceptual_weight else [])
                        + (list(self.style_layers) if self.style_weight else []))
+    if self.vgg_layers:  # fail fast, before building anything, when no weights are configured
+      from jaxsr.convert import vgg as convert_vgg  # pylint: disable=g-import-not-at-top
+      path = convert_vgg.resolve_vgg_path(config.get("vgg_weights"))
+      if path != "random" and not pathlib.Path(path).expanduser().is_file():
+        raise InputError(f"config.vgg_weights: {path}: no such file; "
+                         f"{convert_vgg.missing_weights_message()}")
     self._step = make_gan_step(
         self.model, self.discriminator, self.g_tx, self.d_tx, self.g_schedule, self.d_schedule,
         gan_type=config.get("gan_type", "ragan"), pixel=config.get("loss", "l1"),

@@ -126,17 +126,20 @@ def test_generator_starts_from_a_psnr_checkpoint(tmp_path):
 
 def test_missing_vgg_weights_is_one_clear_line(monkeypatch):
   monkeypatch.delenv(convert_vgg.ENV_VAR, raising=False)
-  task = gan_lib.GANTask(_config(vgg_weights=None))
   with pytest.raises(InputError, match="vgg19-dcbb9e9d.pth") as e:
-    task.init_state(key=jax.random.key(0))
+    gan_lib.GANTask(_config(vgg_weights=None))
   assert "\n" not in str(e.value) and "python -m jaxsr.convert.vgg" in str(e.value)
+  with pytest.raises(InputError, match="config.vgg_weights: /absent/vgg.npz: no such file"):
+    gan_lib.GANTask(_config(vgg_weights="/absent/vgg.npz"))
+  monkeypatch.setenv(convert_vgg.ENV_VAR, "random")
   with pytest.raises(InputError, match="config.gan_type"):
     gan_lib.GANTask(_config(gan_type="wgan"))
   with pytest.raises(InputError, match="config.d_model"):
     gan_lib.GANTask(_config(d_model="nope"))
 
 
-def test_recipes():
+def test_recipes(monkeypatch):
+  monkeypatch.setenv(convert_vgg.ENV_VAR, "random")  # construction checks that weights exist
   esr = esrgan_x4.get_config()
   task = gan_lib.GANTask(esr)
   assert type(task.model).__name__ == "RRDBNet" and task.model.num_block == 23
