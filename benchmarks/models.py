@@ -1,0 +1,399 @@
+"""Model speed, jaxsr beside the same networks in PyTorch (BasicSR's arch classes), in one run.
+
+  python benchmarks/models.py [--quick] [--json FILE] [--repeats N] [--only NAME,...]
+
+Inference: output megapixels/s of one forward pass on a fixed LR batch (jit-compiled
+``model.apply`` on the jaxsr side, ``torch.inference_mode`` + ``eval()`` on the PyTorch side),
+plus jaxsr's user-facing ``jaxsr.inference.upscale`` on the same input. Training: steps/s of
+jaxsr's real train step (``train_lib.make_optimizer`` / ``create_train_state`` /
+``make_train_step``, jitted with the state donated as ``train.py`` does: Adam, L1) against a
+PyTorch loop (``Adam``, ``l1_loss``, ``backward``, ``step``) on BasicSR's ``EDSR``, ``RCAN``
+and ``RRDBNet``; FSRCNN is not in BasicSR, so a faithful PyTorch FSRCNN (ConvTranspose2d
+head) is defined here. Both sides: float32, the same shapes and parameter counts (checked),
+the same thread count (PyTorch ``set_num_threads(cores)``; XLA's CPU client uses one thread
+per core by default; the CPU time / wall time of each side is recorded as a check). Warm-up
+and JAX compilation are excluded from the figures (compile time is reported separately); the
+two frameworks are timed alternately, repeat by repeat, and each figure is the median.
+``--quick`` (about a minute) reduces depths, batches and repeats; every reduction is printed
+and stored in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import logging
+import os
+import pathlib
+import resource
+import statistics
+import sys
+import time
+import types
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from common import machine, write_json
+from jaxsr import inference
+from jaxsr import models
+from jaxsr import train_lib
+
+
+# ----------------------------------------------------------------------------- PyTorch side
+
+
+def load_basicsr_archs():
+  """BasicSR's arch modules by file path (basicsr/__init__ imports torchvision; see
+  tests/test_models.py::_load_basicsr_archs). Returns ``(torch, {name: module})`` or None."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    spec = importlib.util.find_spec("basicsr")
+  except ImportError:
+    return None
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  root = pathlib.Path(list(spec.submodule_search_locations)[0])
+
+  def stub(name, path=None):
+    module = sys.modules.get(name)
+    if module is None or (path is not None and not hasattr(module, "__path__")):
+      module = types.ModuleType(name)
+      if path is not None:
+        module.__path__ = [str(path)]
+      sys.modules[name] = module
+    return module
+
+  def load(name, path):
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None):
+      return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+  added_tv = "torchvision" not in sys.modules
+  added_dcn = "basicsr.ops.dcn" not in sys.modules
+  try:
+    if added_tv:
+      stub("torchvision").__version__ = "0.0.0"
+    stub("basicsr", root)
+    utils = stub("basicsr.utils", root / "utils")
+    if not hasattr(utils, "get_root_logger"):
+      utils.get_root_logger = lambda *a, **k: logging.getLogger("basicsr")
+    stub("basicsr.ops", root / "ops")
+    dcn = stub("basicsr.ops.dcn")
+    if added_dcn:
+      dcn.ModulatedDeformConvPack = torch.nn.Module
+      dcn.modulated_deform_conv = None
+    stub("basicsr.archs", root / "archs")
+    load("basicsr.utils.registry", root / "utils" / "registry.py")
+    load("basicsr.archs.arch_util", root / "archs" / "arch_util.py")
+    archs = {n: load(f"basicsr.archs.{n}_arch", root / "archs" / f"{n}_arch.py")
+             for n in ("edsr", "rcan", "rrdbnet")}
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"cannot load BasicSR archs: {e!r}")
+    return None
+  finally:
+    if added_tv:
+      sys.modules.pop("torchvision", None)
+    if added_dcn:
+      sys.modules.pop("basicsr.ops.dcn", None)
+  return torch, archs
+
+
+def torch_fsrcnn(torch, *, scale, channels=1, d=56, s=12, m=4):
+  """FSRCNN(d, s, m) as in the paper and jaxsr: conv5x5 -> 1x1 shrink -> m conv3x3 -> 1x1
+  expand, each with a per-channel PReLU, then ConvTranspose2d(9, stride s, padding 4,
+  output_padding s-1)."""
+  nn = torch.nn
+  layers = [nn.Conv2d(channels, d, 5, padding=2), nn.PReLU(d), nn.Conv2d(d, s, 1), nn.PReLU(s)]
+  for _ in range(m):
+    layers += [nn.Conv2d(s, s, 3, padding=1), nn.PReLU(s)]
+  layers += [nn.Conv2d(s, d, 1), nn.PReLU(d),
+             nn.ConvTranspose2d(d, channels, 9, stride=scale, padding=4,
+                                output_padding=scale - 1)]
+  return nn.Sequential(*layers)
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def cases(quick: bool):
+  """(key, jaxsr registry name, scale, jaxsr overrides, torch builder, channels, note)."""
+  rcan = dict(num_group=10, num_block=20) if not quick else dict(num_group=2, num_block=5)
+  rrdb = dict(num_block=23) if not quick else dict(num_block=3)
+  rrdb_train = dict(num_block=6) if not quick else dict(num_block=2)
+  return {
+      "fsrcnn_x3": dict(
+          name="fsrcnn", scale=3, over={}, channels=1,
+          torch=lambda t, a: torch_fsrcnn(t, scale=3), depth="full (56,12,4), Y channel"),
+      "edsr_baseline_x2": dict(
+          name="edsr_baseline", scale=2, over={}, channels=3,
+          torch=lambda t, a: a["edsr"].EDSR(3, 3, num_feat=64, num_block=16, upscale=2,
+                                            res_scale=1.),
+          depth="full (16 blocks x 64)"),
+      "rcan_x4": dict(
+          name="rcan", scale=4, over=rcan, channels=3,
+          torch=lambda t, a: a["rcan"].RCAN(3, 3, num_feat=64, squeeze_factor=16, upscale=4,
+                                            **rcan),
+          depth=("full (10 groups x 20 RCAB)" if not quick else
+                 f"reduced: {rcan['num_group']} groups x {rcan['num_block']} RCAB (full: 10 x 20)")),
+      "rrdbnet_x4": dict(
+          name="rrdbnet", scale=4, over=rrdb, channels=3,
+          torch=lambda t, a: a["rrdbnet"].RRDBNet(3, 3, num_feat=64, num_grow_ch=32, scale=4,
+                                                  **rrdb),
+          depth=("full (23 RRDB)" if not quick else
+                 f"reduced: {rrdb['num_block']} RRDB (full: 23)")),
+      "rrdbnet_x4_train": dict(
+          name="rrdbnet", scale=4, over=rrdb_train, channels=3,
+          torch=lambda t, a: a["rrdbnet"].RRDBNet(3, 3, num_feat=64, num_grow_ch=32, scale=4,
+                                                  **rrdb_train),
+          depth=f"reduced: {rrdb_train['num_block']} RRDB (full: 23)"),
+  }
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def cpu_seconds() -> float:
+  r = resource.getrusage(resource.RUSAGE_SELF)
+  return r.ru_utime + r.ru_stime
+
+
+def interleaved(fns: dict, *, repeats: int, warmup: int = 1) -> dict:
+  """Times every ``fns[k]()`` alternately, ``repeats`` rounds after ``warmup`` rounds.
+
+  Returns ``{k: {'median_s', 'min_s', 'times_s', 'cpu_per_wall'}}``; the order inside a round
+  alternates, so neither side always runs right after the other."""
+  for _ in range(warmup):
+    for fn in fns.values():
+      fn()
+  times = {k: [] for k in fns}
+  cpu = {k: 0.0 for k in fns}
+  keys = list(fns)
+  for r in range(repeats):
+    for k in (keys if r % 2 == 0 else keys[::-1]):
+      c, t = cpu_seconds(), time.perf_counter()
+      fns[k]()
+      times[k].append(time.perf_counter() - t)
+      cpu[k] += cpu_seconds() - c
+  return {k: {"median_s": statistics.median(v), "min_s": min(v), "times_s": v,
+              "cpu_per_wall": cpu[k] / sum(v)} for k, v in times.items()}
+
+
+def count_params(tree) -> int:
+  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+
+
+# ----------------------------------------------------------------------------- benchmarks
+
+
+def bench_inference(key, case, torch, archs, *, n, size, repeats):
+  model = models.get_model(case["name"], scale=case["scale"], **case["over"])
+  c, s = case["channels"], case["scale"]
+  x = np.random.default_rng(0).random((n, size, size, c), dtype=np.float32)
+  variables = jax.jit(model.init)(jax.random.key(0), x[:1])
+  xj = jnp.asarray(x)
+  fwd = jax.jit(model.apply)
+  t = time.perf_counter()
+  fwd(variables, xj).block_until_ready()
+  compile_s = time.perf_counter() - t
+  fns = {"jaxsr": lambda: fwd(variables, xj).block_until_ready()}
+  upscale_compile = None
+  if size % 16 == 0:  # bucket=size: no padding; the forward pass plus upscale()'s masking
+    t = time.perf_counter()
+    inference.upscale(model, variables, x, scale=s, batch_size=n, bucket=size)
+    upscale_compile = time.perf_counter() - t
+    fns["jaxsr_upscale"] = lambda: inference.upscale(model, variables, x, scale=s,
+                                                     batch_size=n, bucket=size)
+  row = {"model": key, "task": "inference", "depth": case["depth"],
+         "shape": f"LR {n}x{size}x{size}x{c} -> x{s}", "jax_params": count_params(variables),
+         "jax_compile_s": compile_s, "jax_upscale_compile_s": upscale_compile}
+  if torch is not None:
+    net = case["torch"](torch, archs).eval()
+    row["torch_params"] = sum(p.numel() for p in net.parameters())
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    xt_cl = xt.to(memory_format=torch.channels_last)
+
+    def torch_fwd(module, inp):
+      def fn():
+        with torch.inference_mode():
+          return module(inp)
+      return fn
+    fns["pytorch"] = torch_fwd(net, xt)
+    fns["pytorch_cl"] = torch_fwd(net_cl, xt_cl)
+  res = interleaved(fns, repeats=repeats)
+  mpix = n * (size * s) ** 2 / 1e6
+  for k, v in res.items():
+    row[k] = dict(v, figure=mpix / v["median_s"])
+  row["unit"] = "output Mpixel/s"
+  return row
+
+
+def bench_train(key, case, torch, archs, *, batch, patch, steps_per_rep, repeats, b2):
+  model = models.get_model(case["name"], scale=case["scale"], **case["over"])
+  c, s = case["channels"], case["scale"]
+  rng = np.random.default_rng(1)
+  lr = rng.random((batch, patch, patch, c), dtype=np.float32)
+  hr = rng.random((batch, patch * s, patch * s, c), dtype=np.float32)
+  config = ml_collections.ConfigDict(dict(learning_rate=1e-4, schedule="constant",
+                                          num_train_steps=1000, optimizer="adam", adam_b2=b2))
+  tx, schedule = train_lib.make_optimizer(config)
+  state = train_lib.create_train_state(model, tx, key=jax.random.key(0), lr_shape=lr.shape,
+                                       ema=False)
+  step = jax.jit(train_lib.make_train_step(model, tx, schedule, loss="l1"), donate_argnums=0)
+  batch_j = {"lr": jnp.asarray(lr), "hr": jnp.asarray(hr)}
+  holder = {"state": state}
+
+  def jax_steps():
+    st = holder["state"]
+    for _ in range(steps_per_rep):
+      st, metrics = step(st, batch_j)
+    jax.block_until_ready((st, metrics))
+    holder["state"] = st
+
+  t = time.perf_counter()
+  jax_steps()
+  compile_s = time.perf_counter() - t
+  fns = {"jaxsr": jax_steps}
+  row = {"model": key, "task": "train", "depth": case["depth"],
+         "shape": f"batch {batch}, LR patch {patch} -> HR {patch * s} (x{s})",
+         "optimizer": f"Adam(1e-4, b2={b2}), L1", "jax_params": count_params(state.params),
+         "jax_compile_s": compile_s, "steps_per_repeat": steps_per_rep}
+  if torch is not None:
+    net = case["torch"](torch, archs).train()
+    row["torch_params"] = sum(p.numel() for p in net.parameters())
+    lr_t = torch.from_numpy(np.ascontiguousarray(lr.transpose(0, 3, 1, 2)))
+    hr_t = torch.from_numpy(np.ascontiguousarray(hr.transpose(0, 3, 1, 2)))
+
+    def torch_loop(module, fmt):
+      opt = torch.optim.Adam(module.parameters(), lr=1e-4, betas=(0.9, b2))
+      x, y = lr_t.to(memory_format=fmt), hr_t.to(memory_format=fmt)
+
+      def fn():
+        for _ in range(steps_per_rep):
+          opt.zero_grad(set_to_none=True)
+          loss = torch.nn.functional.l1_loss(module(x), y)
+          loss.backward()
+          opt.step()
+        loss.item()
+      return fn
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    fns["pytorch"] = torch_loop(net, torch.contiguous_format)
+    fns["pytorch_cl"] = torch_loop(net_cl, torch.channels_last)
+  res = interleaved(fns, repeats=repeats)
+  for k, v in res.items():
+    row[k] = dict(v, figure=steps_per_rep / v["median_s"])
+  row["unit"] = "steps/s"
+  return row
+
+
+def best_torch(r):
+  """The faster PyTorch variant (NCHW, BasicSR's layout, or channels_last) and its figure."""
+  got = [(r[k]["figure"], k) for k in ("pytorch", "pytorch_cl") if k in r]
+  return max(got) if got else (None, None)
+
+
+def ratio_table(rows) -> str:
+  lines = ["| model | task | setting | jaxsr | PyTorch (best of NCHW / channels_last) | unit "
+           "| jaxsr / PyTorch |", "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    for side in ("jaxsr", "jaxsr_upscale"):
+      if side not in r:
+        continue
+      j = r[side]["figure"]
+      p, which = best_torch(r)
+      name = r["model"] + (" (upscale())" if side == "jaxsr_upscale" else "")
+      lines.append(f"| {name} | {r['task']} | {r['shape']}; {r['depth']} | {j:.4g} | "
+                   f"{p:.4g} ({'NCHW' if which == 'pytorch' else 'channels_last'}) | {r['unit']} | "
+                   f"**{j / p:.2f}x** |" if p else
+                   f"| {name} | {r['task']} | {r['shape']}; {r['depth']} | {j:.4g} | - | "
+                   f"{r['unit']} | - |")
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="about a minute: reduced depths")
+  parser.add_argument("--json", default=None)
+  parser.add_argument("--repeats", type=int, default=None)
+  parser.add_argument("--only", default="", help="comma-separated row keys, e.g. rcan_x4")
+  parser.add_argument("--size", type=int, default=None,
+                      help="inference LR side (default 64; --quick: 48)")
+  args = parser.parse_args()
+  quick = args.quick
+  repeats = args.repeats or (3 if quick else 5)
+  size = args.size or (48 if quick else 64)
+  loaded = load_basicsr_archs()
+  torch, archs = loaded if loaded else (None, None)
+  threads = os.cpu_count()
+  if torch is not None:
+    torch.set_num_threads(threads)
+    # XLA's CPU runtime flushes denormals to zero (checked below); PyTorch does not by default,
+    # and BasicSR's initialisation (default_init_weights, scale 0.1) drives the activations of
+    # randomly initialised nets into denormals, which made PyTorch 2-3x slower for a reason
+    # that trained weights would not have. Same float mode on both sides:
+    torch.set_flush_denormal(True)
+  else:
+    print("BasicSR/PyTorch not available: only jaxsr's figures")
+  only = set(filter(None, args.only.split(",")))
+  all_cases = cases(quick)
+  rows = []
+  t0 = time.perf_counter()
+
+  def want(k):
+    return not only or k in only
+
+  infer = [("fsrcnn_x3", 4), ("edsr_baseline_x2", 1), ("rcan_x4", 1), ("rrdbnet_x4", 1)]
+  for key, n in infer:
+    if want(key):
+      row = bench_inference(key, all_cases[key], torch, archs, n=n, size=size,
+                            repeats=repeats)
+      rows.append(row)
+      print(ratio_table([row]).splitlines()[-1], flush=True)
+  train = [("edsr_baseline_x2", all_cases["edsr_baseline_x2"], 0.999,
+            dict(batch=16, patch=48) if not quick else dict(batch=2, patch=24)),
+           ("rrdbnet_x4_train", all_cases["rrdbnet_x4_train"], 0.99,
+            dict(batch=16, patch=32) if not quick else dict(batch=2, patch=16))]
+  for key, case, b2, shape in train:
+    if want(key + "_train" if not key.endswith("_train") else key):
+      row = bench_train(key.replace("_train", ""), case, torch, archs, b2=b2,
+                        steps_per_rep=1, repeats=max(3, repeats - 2), **shape)
+      rows.append(row)
+      print(ratio_table([row]).splitlines()[-1], flush=True)
+  info = machine()
+  info["torch_threads"] = torch.get_num_threads() if torch is not None else None
+  info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+  info["jax_devices"] = [str(d) for d in jax.devices()]
+  info["xla_flushes_denormals"] = bool(jax.jit(lambda a: a * 0.5)(jnp.float32(2e-38)) == 0)
+  info["torch_flush_denormal"] = torch is not None
+  print()
+  print(ratio_table(rows))
+  for r in rows:
+    if r.get("torch_params") not in (None, r["jax_params"]):
+      print(f"WARNING {r['model']}: parameter counts differ: jaxsr {r['jax_params']}, "
+            f"PyTorch {r['torch_params']}")
+  print("JAX compile (s): " + ", ".join(f"{r['model']} {r['task']} {r['jax_compile_s']:.1f}"
+                                         for r in rows))
+  print("PyTorch NCHW / channels_last: " + ", ".join(
+      f"{r['model']} {r['task']} {r['pytorch']['figure']:.4g} / {r['pytorch_cl']['figure']:.4g}"
+      for r in rows if "pytorch" in r))
+  print("CPU time / wall time (jaxsr, PyTorch NCHW): " + ", ".join(
+      f"{r['model']} {r['task']} {r['jaxsr']['cpu_per_wall']:.2f}, "
+      f"{r.get('pytorch', {}).get('cpu_per_wall', float('nan')):.2f}" for r in rows))
+  print(f"machine: {info}; total {time.perf_counter() - t0:.0f} s")
+  write_json(args.json, {"benchmark": "models", "quick": quick, "repeats": repeats,
+                         "command": "python benchmarks/models.py" + (" --quick" if quick else ""),
+                         "machine": info, "rows": rows})
+
+
+if __name__ == "__main__":
+  main()
