@@ -219,7 +219,7 @@ def load_model(directory: str | os.PathLike, *, use_ema: bool = True):
   if not info:
     raise CheckpointError(f"{directory}: checkpoint step {step} does not name its model")
   module = models.get_model(info["name"], scale=info["scale"], **info.get("overrides", {}))
-  params = state.get("ema_params") if use_ema and state.get("ema_params") is not None else state["params"]
+  params = state["ema_params"] if use_ema and state.get("ema_params") else state["params"]
   variables = {"params": params}
   if state.get("batch_stats"):
     variables["batch_stats"] = state["batch_stats"]

@@ -426,7 +426,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_step = jax.jit(task.train_step, donate_argnums=0,
                        out_shardings=(state_sharding, parallel.replicated(mesh)))
 
-  meta = {"identity": _identity(config), "config": json.loads(config.to_json_best_effort())}
+  meta = {"identity": _identity(config), "config": json.loads(config.to_json_best_effort()),
+          # what checkpoint.load_model rebuilds the generator from (eval.py --checkpoint,
+          # init_from, jaxsr upscale)
+          "model": {"name": config.model, "scale": int(config.scale),
+                    "overrides": json.loads(json.dumps(dict(config.get("model_overrides") or {})))}}
   log_every = int(config.get("log_every_steps", 100))
   ckpt_every = int(config.get("checkpoint_every_steps", 1000))
   eval_every = int(config.get("eval_every_steps", 0) or 0)

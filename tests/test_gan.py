@@ -96,10 +96,7 @@ def test_esrgan_loop_trains_both_players_checkpoints_and_resumes(tmp_path):
   assert _tree_diff(d_resumed["d_params"], d_straight["d_params"]) == 0
 
   # The generator loads like any model (EMA weights), e.g. for eval.py --checkpoint.
-  try:
-    module, variables, meta = ckpt_lib.load_model(tmp_path / "run")
-  except ckpt_lib.CheckpointError as e:
-    pytest.xfail(f"training checkpoints do not name their model for load_model yet: {e}")
+  module, variables, meta = ckpt_lib.load_model(tmp_path / "run")
   assert type(module).__name__ == "RRDBNet" and meta["step"] == 12
   assert ckpt_lib.params_sha256(variables["params"]) == resumed["params_sha256"]
 

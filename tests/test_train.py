@@ -44,6 +44,10 @@ def test_loop_runs_evaluates_and_resumes(tmp_path):
   straight = _train(tmp_path / "straight", num_train_steps=12, eval_datasets="")
   assert resumed["step"] == 12
   assert resumed["params_sha256"] == straight["params_sha256"]
+  # A run's workdir loads as a model (eval.py --checkpoint, init_from, jaxsr upscale).
+  module, variables, meta = ckpt_lib.load_model(tmp_path)
+  assert module.scale == 3 and meta["step"] == 12
+  assert ckpt_lib.params_sha256(variables["params"]) == resumed["params_sha256"]
 
 
 def test_refuses_to_resume_another_model(tmp_path):
