@@ -13,6 +13,7 @@ from typing import Callable
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the BasicSR oracle loader lives beside the tests
+sys.path.insert(0, str(REPO))  # configs/
 
 
 def median_time(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> float:

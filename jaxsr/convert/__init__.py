@@ -41,10 +41,12 @@ from jaxsr.convert.pytorch import import_state_dict
 from jaxsr.convert.pytorch import import_torch
 from jaxsr.convert.srcnn_mat import import_srcnn_mat
 from jaxsr.convert.torch_io import read_state_dict
+from jaxsr.convert.vgg import convert_vgg19, load_vgg19, save_vgg19
 from jaxsr.errors import InputError
 
 __all__ = [
-    "Imported", "LUMA_MATLAB", "LUMA_OPENCV", "detect_format", "import_opencv_pb",
+    "Imported", "LUMA_MATLAB", "LUMA_OPENCV", "convert_vgg19", "detect_format",
+    "import_opencv_pb", "load_vgg19", "save_vgg19",
     "import_srcnn_mat", "import_state_dict", "import_torch", "load_weights", "read_state_dict",
     "scale_from_filename",
 ]
