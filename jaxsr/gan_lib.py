@@ -258,7 +258,7 @@ class GANTask(train_lib.Task):
           d_name, scale=None, **dict(config.get("d_model_overrides") or {}))
     except (ValueError, TypeError) as e:
       raise InputError(f"config.d_model: {e}") from None
-    self.g_tx, self.g_schedule = train_lib.make_optimizer(config)
+    self.tx, self.g_schedule = train_lib.make_optimizer(config)  # the generator's (Task.tx)
     self.d_tx, self.d_schedule = train_lib.make_optimizer(d_optimizer_config(config))
     self.ema_decay = float(config.get("ema_decay", 0.0))
     self.perceptual_weight = float(config.get("perceptual_weight", 0.0))
@@ -279,7 +279,7 @@ class GANTask(train_lib.Task):
         raise InputError(f"config.vgg_weights: {path}: no such file; "
                          f"{convert_vgg.missing_weights_message()}")
     self._step = make_gan_step(
-        self.model, self.discriminator, self.g_tx, self.d_tx, self.g_schedule, self.d_schedule,
+        self.model, self.discriminator, self.tx, self.d_tx, self.g_schedule, self.d_schedule,
         gan_type=config.get("gan_type", "ragan"), pixel=config.get("loss", "l1"),
         pixel_weight=float(config.get("pixel_weight", 1e-2)),
         perceptual_weight=self.perceptual_weight, perceptual_layers=self.perceptual_layers,
@@ -305,23 +305,10 @@ class GANTask(train_lib.Task):
     vgg = load_vgg(self.config, layers=self.vgg_layers) if self.vgg_layers else {}
     vgg = jax.tree.map(jnp.asarray, vgg)
     return GANState(step=jnp.zeros([], jnp.int32), params=g_params,
-                    opt_state=self.g_tx.init(g_params), batch_stats=g_vars.get("batch_stats", {}),
+                    opt_state=self.tx.init(g_params), batch_stats=g_vars.get("batch_stats", {}),
                     ema_params=jax.tree.map(jnp.copy, g_params) if self.ema_decay > 0 else {},
                     d_params=d_vars["params"], d_opt_state=self.d_tx.init(d_vars["params"]),
                     d_batch_stats=d_vars.get("batch_stats", {}), vgg=vgg)
 
   def train_step(self, state, batch):
     return self._step(state, batch)
-
-  def eval_variables(self, state):
-    params = state.ema_params if state.ema_params else state.params
-    variables = {"params": jax.device_get(params)}
-    if state.batch_stats:
-      variables["batch_stats"] = jax.device_get(state.batch_stats)
-    return variables
-
-  def init_from(self, state, variables):
-    params = variables["params"]
-    return state.replace(params=params, opt_state=self.g_tx.init(params),
-                         batch_stats=variables.get("batch_stats", state.batch_stats),
-                         ema_params=jax.tree.map(jnp.copy, params) if self.ema_decay else {})

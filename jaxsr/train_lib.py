@@ -221,10 +221,14 @@ class Task:
 
   ``train_and_evaluate`` is written against this interface; ``PSNRTask`` (pixel losses) is
   the default and ``jaxsr.gan_lib`` provides the two-player one (``config.task = 'gan'``).
-  The state must be a pytree of arrays (a ``flax.struct`` dataclass) with an integer ``step``.
+  The state must be a pytree of arrays (a ``flax.struct`` dataclass) with an integer ``step``
+  and the generator under ``params``, ``opt_state``, ``batch_stats``, ``ema_params`` (what
+  ``checkpoint.load_model`` reads); ``tx`` is the generator's optimizer.
   """
 
   model: nn.Module
+  tx: optax.GradientTransformation
+  ema_decay: float = 0.0
 
   def init_state(self, *, key: jax.Array) -> Any:
     raise NotImplementedError
@@ -235,11 +239,18 @@ class Task:
 
   def eval_variables(self, state: Any) -> dict:
     """Host-side generator variables to evaluate and sample with (EMA when there is one)."""
-    raise NotImplementedError
+    params = state.ema_params if state.ema_params else state.params
+    variables = {"params": jax.device_get(params)}
+    if state.batch_stats:
+      variables["batch_stats"] = jax.device_get(state.batch_stats)
+    return variables
 
   def init_from(self, state: Any, variables: dict) -> Any:
     """The state with the generator's variables replaced (``config.init_from``)."""
-    raise NotImplementedError
+    params = variables["params"]
+    return state.replace(params=params, opt_state=self.tx.init(params),
+                         batch_stats=variables.get("batch_stats", state.batch_stats),
+                         ema_params=jax.tree.map(jnp.copy, params) if self.ema_decay else {})
 
 
 class PSNRTask(Task):
@@ -272,19 +283,6 @@ class PSNRTask(Task):
 
   def train_step(self, state, batch):
     return self._step(state, batch)
-
-  def eval_variables(self, state):
-    params = state.ema_params if state.ema_params else state.params
-    variables = {"params": jax.device_get(params)}
-    if state.batch_stats:
-      variables["batch_stats"] = jax.device_get(state.batch_stats)
-    return variables
-
-  def init_from(self, state, variables):
-    params = variables["params"]
-    return state.replace(params=params, opt_state=self.tx.init(params),
-                         batch_stats=variables.get("batch_stats", state.batch_stats),
-                         ema_params=jax.tree.map(jnp.copy, params) if self.ema_decay else {})
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:
