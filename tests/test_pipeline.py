@@ -152,22 +152,27 @@ def test_small_images_skipped_and_counted():
     pipeline.TrainPipeline(_coded(2), scale=2, batch_size=4, lr_patch_size=100)
 
 
-def test_y_channel_matches_metrics_rgb_to_y():
-  from jaxsr.metrics import rgb_to_y  # pylint: disable=g-import-not-at-top
+def test_y_channel_degrades_as_the_y_protocol():
+  """Y mode: HR = rounded MATLAB Y, LR = float imresize of HR/255 (eval_lib's ``y`` protocol)."""
+  from jaxsr import eval_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr.data.eval_sets import EvalImage  # pylint: disable=g-import-not-at-top
   examples = _smooth_examples(scales=(2,))
   grey = examples[0].hr[..., :1]
   examples[0] = SRExample('grey', grey, {2: make_lr(grey, 2)})
-  kwargs = dict(scale=2, batch_size=8, lr_patch_size=8, seed=5)
-  rgb = pipeline.TrainPipeline(examples, **kwargs).batch(3)
-  y = pipeline.TrainPipeline(examples, y_channel=True, **kwargs).batch(3)
-  assert y['lr'].shape == (8, 8, 8, 1) and y['hr'].shape == (8, 16, 16, 1)
-  p = pipeline.TrainPipeline(examples, **kwargs)
-  is_grey = np.asarray([p.items[i].grey for i in p.indices(3)])
-  assert is_grey.any() and not is_grey.all()
-  for key in ('lr', 'hr'):
-    expect = np.where(is_grey[:, None, None, None], rgb[key][..., :1],
-                      np.asarray(rgb_to_y(rgb[key])))
-    np.testing.assert_allclose(y[key], expect, atol=2e-6)
+  p = pipeline.TrainPipeline(examples, scale=2, batch_size=8, lr_patch_size=8, seed=5,
+                             y_channel=True, flips=False, rot90=False)
+  batch = p.batch(3)
+  assert batch['lr'].shape == (8, 8, 8, 1) and batch['hr'].shape == (8, 16, 16, 1)
+  assert batch['lr'].dtype == np.float32
+  for ex in examples:
+    item = next(it for it in p.items if it.name == ex.name)
+    pair = eval_lib.degrade(EvalImage(ex.name, ex.hr), scale=2, protocol='y')
+    np.testing.assert_array_equal(item.hr[:pair.hr.shape[0], :pair.hr.shape[1]], pair.hr)
+    np.testing.assert_allclose(item.lr[2], pair.lr, atol=1e-6)
+  # The batch is made of aligned crops of those planes.
+  rng_lr = batch['lr'] * 255
+  assert np.any(np.abs(rng_lr - np.round(rng_lr)) > 1e-3)  # not quantised
+  np.testing.assert_allclose(batch['hr'] * 255, np.round(batch['hr'] * 255), atol=1e-4)
 
 
 def test_multiscale_one_scale_per_step_upscaled_lr():

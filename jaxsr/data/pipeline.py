@@ -4,9 +4,11 @@ Contract:
   * Images are uint8 in the cache (as decoded from the tfds builders); batches leave as float32
     in [0, 1], NHWC, as dicts with keys ``lr`` ``[b, p, p, C]`` and ``hr`` ``[b, s*p, s*p, C]``
     (``b`` = this host's share of the global batch), plus ``scale`` (int32 ``[b]``) in
-    multi-scale mode. C is 3 (RGB; greyscale sources replicated) or 1 with ``y_channel=True``
-    (MATLAB ``rgb2ycbcr`` luma / 255, unrounded, as ``jaxsr.metrics.rgb_to_y``; a greyscale
-    source is its own Y).
+    multi-scale mode. C is 3 (RGB; greyscale sources replicated) or 1 with ``y_channel=True``,
+    which degrades exactly as the ``y`` evaluation protocol (``jaxsr.eval_lib``) does: HR is the
+    MATLAB ``rgb2ycbcr`` Y rounded to uint8 (a greyscale source is its own Y), and LR is
+    ``imresize(HR / 255, 1 / s)`` in float, not quantised (made once, when the cache is built).
+    So a Y model is trained on the same degradation it is evaluated with.
   * Paired crop: the LR patch is cut at a random position ``(y, x)`` of the stored LR image and
     the HR patch at ``(s*y, s*x)`` of the HR image (whose modcrop is the LR's source), so the
     pair is aligned exactly. Random horizontal flip, vertical flip and rot90 (k in 0..3) are
@@ -52,14 +54,14 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from jaxsr.data import builders
-from jaxsr.data.builders import SRExample, make_lr
+from jaxsr.data.builders import SRExample, make_lr, modcrop
 from jaxsr.errors import InputError
+from jaxsr.eval_lib import y_uint8
 from jaxsr.imresize import imresize_np
 
 __all__ = ['TrainPipeline', 'eval_dataset', 'train_dataset', 'paired_crop', 'paired_transform',
-           'to_float', 'to_y']
+           'to_float']
 
-_Y_WEIGHTS = np.asarray((65.481, 128.553, 24.966), np.float32)
 # Stream tags keep the random streams of different purposes apart.
 _PERM, _CROP, _SCALE = 0x9E3, 0xC40, 0x5CA
 
@@ -90,25 +92,12 @@ def to_float(batch: np.ndarray) -> np.ndarray:
   return batch.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def to_y(batch: np.ndarray, grey: np.ndarray | None = None) -> np.ndarray:
-  """uint8 ``[B, H, W, 3]`` -> float32 ``[B, H, W, 1]`` MATLAB Y / 255 (``rgb_to_y`` semantics).
-
-  ``grey`` (bool ``[B]``) marks greyscale sources (replicated to 3 channels): their Y is the
-  grey value itself.
-  """
-  x = to_float(batch)
-  y = (np.einsum('...c,c->...', x, _Y_WEIGHTS)[..., None] + np.float32(16.0)) * np.float32(1 / 255)
-  if grey is not None and np.any(grey):
-    y = np.where(grey[:, None, None, None], x[..., :1], y)
-  return y.astype(np.float32)
-
-
 @dataclasses.dataclass(frozen=True)
 class _Item:
   name: str
-  hr: np.ndarray  # uint8 [H, W, C]
-  lr: dict[int, np.ndarray]  # scale -> uint8 LR, or HR-size upscaled LR in multi-scale mode
-  grey: bool
+  hr: np.ndarray  # uint8 [H, W, C] (C = 1: the rounded Y in y_channel mode)
+  lr: dict[int, np.ndarray]  # scale -> LR (uint8; float32 Y in y_channel mode), HR-size in
+                             # multi-scale mode
 
 
 def _rng(*words: int) -> np.random.Generator:
@@ -201,7 +190,6 @@ class TrainPipeline:
     if not self.items:
       raise InputError(f'no image of host {process_index} is large enough for the patch '
                        f'({self.lr_patch}px LR / {self.hr_patch}px HR)')
-    self._grey = np.asarray([item.grey for item in self.items])
 
   # -- cache ----------------------------------------------------------------------------------
 
@@ -209,6 +197,11 @@ class TrainPipeline:
     hr = example.hr
     if rescale != 1.0:
       hr = imresize_np(hr, rescale)
+    if self.y_channel:  # the y protocol's degradation: rounded Y, float (unquantised) LR
+      hr = y_uint8(hr)
+      lrs = {s: imresize_np(modcrop(hr, s).astype(np.float64) / 255.0, 1.0 / s).astype(np.float32)
+             for s in self.scales}
+    elif rescale != 1.0:
       lrs = {s: make_lr(hr, s) for s in self.scales}
     else:
       lrs = {s: example.lr[s] if s in example.lr else make_lr(hr, s) for s in self.scales}
@@ -218,10 +211,10 @@ class TrainPipeline:
       if self.multiscale:
         if min(lr.shape[:2]) * s < self.hr_patch:
           return None
-        lrs[s] = imresize_np(lr, float(s))  # [s*h, s*w]: the modcropped HR's size
+        lrs[s] = imresize_np(lr, float(s)).astype(lr.dtype)  # [s*h, s*w]: the modcropped HR's size
       elif min(lr.shape[:2]) < self.lr_patch:
         return None
-    return _Item(example.name, hr, lrs, hr.shape[-1] == 1)
+    return _Item(example.name, hr, lrs)
 
   # -- sampling -------------------------------------------------------------------------------
 
@@ -258,19 +251,16 @@ class TrainPipeline:
     vflip = rng.integers(0, 2, b) if self.flips else np.zeros(b, np.int64)
     rot = rng.integers(0, 4, b) if self.rot90 else np.zeros(b, np.int64)
     crop_scale = 1 if self.multiscale else s  # multi-scale: the LR is already HR-size
-    lr = np.empty((b, self.lr_patch, self.lr_patch, 3), np.uint8)
-    hr = np.empty((b, self.hr_patch, self.hr_patch, 3), np.uint8)
+    c = self.channels
+    lr = np.empty((b, self.lr_patch, self.lr_patch, c), np.float32 if self.y_channel else np.uint8)
+    hr = np.empty((b, self.hr_patch, self.hr_patch, c), np.uint8)
     for j, i in enumerate(idx):
       item = self.items[i]
       lr_patch, hr_patch = paired_crop(item.lr[s], item.hr, y=int(ys[j]), x=int(xs[j]),
                                        lr_size=self.lr_patch, scale=crop_scale)
       lr[j], hr[j] = paired_transform(lr_patch, hr_patch, hflip=bool(hflip[j]),
                                       vflip=bool(vflip[j]), rot=int(rot[j]))
-    if self.y_channel:
-      grey = self._grey[idx]
-      out = {'lr': to_y(lr, grey), 'hr': to_y(hr, grey)}
-    else:
-      out = {'lr': to_float(lr), 'hr': to_float(hr)}
+    out = {'lr': lr if self.y_channel else to_float(lr), 'hr': to_float(hr)}
     if self.multiscale:
       out['scale'] = np.full((b,), s, np.int32)
     return out
