@@ -436,7 +436,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                              every_steps=log_every)
   pending: list[dict] = []
   last_loss = float("nan")
-  history = []
 
   def flush(step: int) -> None:
     nonlocal last_loss
@@ -463,7 +462,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if scalars:
       writer.write_scalars(step, scalars)
       _log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
-      history.append({"step": step, "time": time.time(), **scalars})
+      if is_main:  # appended at once, so a killed run keeps its curve
+        with open(workdir / "eval_history.jsonl", "a") as f:
+          f.write(json.dumps({"step": step, "time": time.time(), **scalars}) + "\n")
     images = _sample_images(model, variables, config)
     if images:
       writer.write_images(step, images)
@@ -504,10 +505,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   }
   if is_main:
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
-    if history:
-      with open(workdir / "eval_history.jsonl", "a") as f:
-        for row in history:
-          f.write(json.dumps(row) + "\n")
     print(eval_lib.format_table(results, model=config.model))
     if results:  # the baseline beside it, same sets, scale and protocol
       from jaxsr.data import load_eval_set  # pylint: disable=g-import-not-at-top
