@@ -10,8 +10,10 @@ jaxsr's real train step (``train_lib.make_optimizer`` / ``create_train_state`` /
 PyTorch loop (``Adam``, ``l1_loss``, ``backward``, ``step``) on BasicSR's ``EDSR``, ``RCAN``
 and ``RRDBNet``; FSRCNN is not in BasicSR, so a faithful PyTorch FSRCNN (ConvTranspose2d
 head) is defined here. Both sides: float32, the same shapes and parameter counts (checked),
-the same thread count (PyTorch ``set_num_threads(cores)``; XLA's CPU client uses one thread
-per core by default; the CPU time / wall time of each side is recorded as a check). Warm-up
+the same thread count (PyTorch ``set_num_threads(cores)``; XLA's CPU client has one thread
+per core; the CPU time / wall time of each side is recorded as a check), the same float mode
+(denormals flushed to zero, as XLA:CPU does). Unless ``--xla-default``, XLA runs with
+``--xla_cpu_experimental_ynn_fusion_type=`` (see below: convolutions on every core). Warm-up
 and JAX compilation are excluded from the figures (compile time is reported separately); the
 two frameworks are timed alternately, repeat by repeat, and each figure is the median.
 ``--quick`` (about a minute) reduces depths, batches and repeats; every reduction is printed
@@ -33,6 +35,15 @@ import time
 import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# XLA:CPU in jax 0.10.2 hands convolutions to its YNNPACK fusions by default, and they ran on
+# one core here (CPU time / wall time 1.00 on 2 cores); with YNN fusions off, convolutions go
+# to XLA's Eigen kernels, which use every core (1.97): 1.2-1.7x faster inference, up to 1.15x
+# faster training (BENCHMARKS.md). This must be set before jax initialises its CPU backend.
+# --xla-default measures XLA's defaults instead.
+CPU_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
+if "--xla-default" not in sys.argv and "ynn_fusion_type" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + CPU_FLAG).strip()
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
@@ -199,7 +210,9 @@ def bench_inference(key, case, torch, archs, *, n, size, repeats):
   model = models.get_model(case["name"], scale=case["scale"], **case["over"])
   c, s = case["channels"], case["scale"]
   x = np.random.default_rng(0).random((n, size, size, c), dtype=np.float32)
-  variables = jax.jit(model.init)(jax.random.key(0), x[:1])
+  # Eager init on a small input: the parameters do not depend on the spatial size, and a
+  # jitted init of full-depth RCAN takes minutes to compile on this CPU.
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, c), jnp.float32))
   xj = jnp.asarray(x)
   fwd = jax.jit(model.apply)
   t = time.perf_counter()
@@ -325,6 +338,8 @@ def main() -> None:
   parser.add_argument("--quick", action="store_true", help="about a minute: reduced depths")
   parser.add_argument("--json", default=None)
   parser.add_argument("--repeats", type=int, default=None)
+  parser.add_argument("--xla-default", action="store_true",
+                      help=f"keep XLA's default CPU flags (without {CPU_FLAG})")
   parser.add_argument("--only", default="", help="comma-separated row keys, e.g. rcan_x4")
   parser.add_argument("--size", type=int, default=None,
                       help="inference LR side (default 64; --quick: 48)")
@@ -355,20 +370,24 @@ def main() -> None:
   infer = [("fsrcnn_x3", 4), ("edsr_baseline_x2", 1), ("rcan_x4", 1), ("rrdbnet_x4", 1)]
   for key, n in infer:
     if want(key):
+      t = time.perf_counter()
       row = bench_inference(key, all_cases[key], torch, archs, n=n, size=size,
                             repeats=repeats)
+      row["bench_seconds"] = time.perf_counter() - t
       rows.append(row)
-      print(ratio_table([row]).splitlines()[-1], flush=True)
+      print("\n".join(ratio_table([row]).splitlines()[2:]), flush=True)
   train = [("edsr_baseline_x2", all_cases["edsr_baseline_x2"], 0.999,
             dict(batch=16, patch=48) if not quick else dict(batch=2, patch=24)),
            ("rrdbnet_x4_train", all_cases["rrdbnet_x4_train"], 0.99,
             dict(batch=16, patch=32) if not quick else dict(batch=2, patch=16))]
   for key, case, b2, shape in train:
     if want(key + "_train" if not key.endswith("_train") else key):
+      t = time.perf_counter()
       row = bench_train(key.replace("_train", ""), case, torch, archs, b2=b2,
                         steps_per_rep=1, repeats=max(3, repeats - 2), **shape)
+      row["bench_seconds"] = time.perf_counter() - t
       rows.append(row)
-      print(ratio_table([row]).splitlines()[-1], flush=True)
+      print("\n".join(ratio_table([row]).splitlines()[2:]), flush=True)
   info = machine()
   info["torch_threads"] = torch.get_num_threads() if torch is not None else None
   info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
@@ -389,9 +408,12 @@ def main() -> None:
   print("CPU time / wall time (jaxsr, PyTorch NCHW): " + ", ".join(
       f"{r['model']} {r['task']} {r['jaxsr']['cpu_per_wall']:.2f}, "
       f"{r.get('pytorch', {}).get('cpu_per_wall', float('nan')):.2f}" for r in rows))
+  print("seconds per row: " + ", ".join(f"{r['model']} {r['task']} {r['bench_seconds']:.0f}"
+                                         for r in rows))
   print(f"machine: {info}; total {time.perf_counter() - t0:.0f} s")
   write_json(args.json, {"benchmark": "models", "quick": quick, "repeats": repeats,
-                         "command": "python benchmarks/models.py" + (" --quick" if quick else ""),
+                         "command": "python benchmarks/models.py" + (" --quick" if quick else "")
+                         + (" --xla-default" if args.xla_default else ""),
                          "machine": info, "rows": rows})
 
 
