@@ -363,6 +363,7 @@ def main() -> None:
   all_cases = cases(quick)
   rows = []
   t0 = time.perf_counter()
+  print(f"load average at start: {os.getloadavg()} (other jobs on the machine skew both sides)")
 
   def want(k):
     return not only or k in only
@@ -391,6 +392,7 @@ def main() -> None:
   info = machine()
   info["torch_threads"] = torch.get_num_threads() if torch is not None else None
   info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+  info["load_average_at_end"] = os.getloadavg()
   info["jax_devices"] = [str(d) for d in jax.devices()]
   info["xla_flushes_denormals"] = bool(jax.jit(lambda a: a * 0.5)(jnp.float32(2e-38)) == 0)
   info["torch_flush_denormal"] = torch is not None
