@@ -5,7 +5,8 @@
 Scripts (each in its own process, so one's threads and caches do not touch another's):
 ``models.py`` (inference and training, jaxsr vs PyTorch/BasicSR), ``metrics_imresize.py``
 (imresize and PSNR+SSIM, jaxsr vs BasicSR's numpy functions) and ``input_pipeline.py``
-(patches/s, no PyTorch peer). ``--quick`` passes ``--quick`` (``--repeats 2`` to
+(patches/s, no PyTorch peer). Set14 for metrics_imresize.py comes from ``$JAXSR_DATA_DIR`` or
+``../shared/data`` (else its embedded images, said in the output). ``--quick`` passes ``--quick`` (``--repeats 2`` to
 metrics_imresize.py) for a run of a few minutes; the full run takes about 15-20 minutes on
 2 cores.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -73,8 +75,12 @@ def main() -> None:
                       "input_pipeline")
   args = parser.parse_args()
   skip = set(filter(None, args.skip.split(",")))
+  mi_args = ["--repeats", "2"] if args.quick else []
+  shared = HERE.parents[1] / "shared" / "data"  # Set14 beside the repository, as in ../shared
+  if not os.environ.get("JAXSR_DATA_DIR") and (shared / "benchmarks" / "Set14").is_dir():
+    mi_args += ["--data-dir", str(shared)]
   scripts = {"models": ["--quick"] if args.quick else [],
-             "metrics_imresize": ["--repeats", "2"] if args.quick else [],
+             "metrics_imresize": mi_args,
              "input_pipeline": ["--quick"] if args.quick else []}
   results = {"command": "python benchmarks/run_all.py" + (" --quick" if args.quick else ""),
              "machine": machine()}
