@@ -181,8 +181,8 @@ def cpu_seconds() -> float:
 def interleaved(fns: dict, *, repeats: int, warmup: int = 1, min_s: float = 0.2) -> dict:
   """Times every ``fns[k]()`` alternately, ``repeats`` rounds after ``warmup`` rounds.
 
-  Calls shorter than ``min_s`` (judged from the warm-up) are timed ``n`` at a time, the same
-  ``n`` for every side. Returns ``{k: {'median_s', 'min_s', 'times_s', 'calls_per_time',
+  When every side's call is shorter than ``min_s`` (judged from the warm-up), calls are timed
+  ``n`` at a time, the same ``n`` for every side. Returns ``{k: {'median_s', 'min_s', 'times_s', 'calls_per_time',
   'cpu_per_wall'}}`` (seconds per call); the order inside a round alternates, so neither side
   always runs right after the other."""
   calls = {}
@@ -192,7 +192,7 @@ def interleaved(fns: dict, *, repeats: int, warmup: int = 1, min_s: float = 0.2)
       fn()
       # Short calls (FSRCNN: a few ms) are repeated inside one timing, to about min_s.
       calls[k] = max(1, int(min_s / max(time.perf_counter() - t, 1e-6)))
-  n = max(calls.values()) if calls else 1  # the same count for every side
+  n = min(calls.values()) if calls else 1  # the same count for every side (the slowest's)
   fns = {k: (fn if n == 1 else (lambda fn=fn: [fn() for _ in range(n)])) for k, fn in fns.items()}
   times = {k: [] for k in fns}
   cpu = {k: 0.0 for k in fns}
