@@ -32,6 +32,7 @@ from absl import flags
 from absl import logging
 
 from jaxsr import eval_lib
+from jaxsr import runtime
 from jaxsr.data import load_eval_set
 from jaxsr.errors import InputError
 
@@ -173,6 +174,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)
+  runtime.configure_xla_cpu()  # before the first JAX computation
   try:
     scales = _SCALES.value
     if (_WEIGHTS.value or _CHECKPOINT.value) and not flags.FLAGS["scales"].present:

@@ -21,6 +21,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from jaxsr import runtime
 from jaxsr import train_lib
 from jaxsr.checkpoint import CheckpointError
 from jaxsr.errors import InputError
@@ -49,6 +50,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.get_absl_handler().addFilter(_QuietOrbax())
+  runtime.configure_xla_cpu()  # before the first JAX computation
   if _COORDINATOR.value:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   elif _DISTRIBUTED.value:

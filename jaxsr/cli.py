@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
+from jaxsr import runtime  # pylint: disable=g-import-not-at-top
 from jaxsr.errors import InputError  # pylint: disable=g-import-not-at-top
 
 __all__ = ["main", "rgb_to_ycbcr", "ycbcr_to_rgb", "upscale_image"]
@@ -214,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the ``jaxsr`` console script; returns the exit status."""
   args = _parser().parse_args(argv)
+  runtime.configure_xla_cpu()  # before the first JAX computation
   try:
     return args.fn(args)
   except InputError as e:

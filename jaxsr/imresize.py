@@ -13,10 +13,12 @@ Contract:
   * dtype: uint8 input gives uint8 output, rounded half away from zero and saturated (MATLAB's
     behaviour); float input gives float output, unclipped (values may leave [0, 1] slightly
     at sharp edges, as in MATLAB). The numpy entry point computes in float64; the JAX one in
-    the input's float dtype (float32 by default) with ``Precision.HIGHEST`` matmuls.
+    the input's float dtype (float32 by default).
 
-The JAX version resizes with two dense interpolation matrices built on the host at trace time
-(static shapes), so it compiles once per input shape and is differentiable in ``x``.
+The JAX version gathers the few source pixels of each output pixel (indices and weights built on
+the host at trace time: static shapes) and sums them, one dimension after the other, like the
+numpy one; it compiles once per input shape and is differentiable in ``x``. (Dense
+interpolation matrices, ``resize_matrix``, cost 4x more time on CPU.)
 """
 
 from __future__ import annotations
@@ -98,7 +100,11 @@ def _matrix(in_length: int, out_length: int, scale: float, antialiasing: bool) -
 
 def resize_matrix(in_length: int, out_length: int, scale: float | None = None, *,
                   antialiasing: bool = True) -> np.ndarray:
-  """Dense ``[out_length, in_length]`` float64 matrix ``M`` with ``resize(x) = M @ x`` (one dim)."""
+  """Dense ``[out_length, in_length]`` float64 matrix ``M`` with ``resize(x) = M @ x`` (one dim).
+
+  For use in your own linear algebra (e.g. the adjoint of the degradation); ``imresize`` itself
+  gathers taps instead.
+  """
   if scale is None:
     scale = out_length / in_length
   return _matrix(int(in_length), int(out_length), float(scale), bool(antialiasing))
@@ -193,10 +199,15 @@ def imresize(x: jax.Array, scale: float | Sequence[float] | None = None, *,
     raise TypeError(f"imresize: expected uint8 or float input, got {x.dtype}")
   out = x.astype(dtype)
   for axis, n_in, n_out, s in _plan(x.shape, scale, output_shape):
-    matrix = jnp.asarray(resize_matrix(n_in, n_out, s, antialiasing=antialiasing), dtype)
-    out = jnp.moveaxis(
-        jnp.tensordot(matrix, jnp.moveaxis(out, axis, 0), axes=1,
-                      precision=jax.lax.Precision.HIGHEST), 0, axis)
+    weights, indices = weights_and_indices(n_in, n_out, s, antialiasing=antialiasing)
+    moved = jnp.moveaxis(out, axis, 0)
+    bshape = (n_out,) + (1,) * (moved.ndim - 1)
+    acc = None
+    for p in range(weights.shape[1]):  # a handful of taps, fused by XLA into one loop
+      term = jnp.asarray(weights[:, p], dtype).reshape(bshape) * jnp.take(
+          moved, jnp.asarray(indices[:, p]), axis=0)
+      acc = term if acc is None else acc + term
+    out = jnp.moveaxis(acc, 0, axis)
   if is_uint8:
     return jnp.floor(jnp.clip(out, 0.0, 255.0) + 0.5).astype(jnp.uint8)
   return out

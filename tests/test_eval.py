@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -154,3 +155,19 @@ def test_cli_prints_one_line_error_without_traceback(tmp_path):
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr
   assert f"eval.py: error: {tmp_path / 'nope'}: no such folder" in proc.stderr.strip().splitlines()
+
+
+def test_runtime_sets_the_xla_cpu_flag_once(monkeypatch):
+  from jaxsr import runtime
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  monkeypatch.delenv("JAXSR_XLA_DEFAULTS", raising=False)
+  import jaxlib
+  expected = jaxlib.__version__.startswith("0.10.")
+  assert runtime.configure_xla_cpu() is expected
+  assert runtime.configure_xla_cpu() is False  # already there
+  if expected:
+    assert os.environ["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=2 "
+                                       "--xla_cpu_experimental_ynn_fusion_type=")
+  monkeypatch.setenv("XLA_FLAGS", "")
+  monkeypatch.setenv("JAXSR_XLA_DEFAULTS", "1")
+  assert runtime.configure_xla_cpu() is False and os.environ["XLA_FLAGS"] == ""
