@@ -382,6 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  started = time.time()  # eval_history's elapsed_s: wall time since this process began the run
   is_main = jax.process_index() == 0
   writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_main)
   mesh = parallel.make_mesh()
@@ -464,7 +465,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       _log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
       if is_main:  # appended at once, so a killed run keeps its curve
         with open(workdir / "eval_history.jsonl", "a") as f:
-          f.write(json.dumps({"step": step, "time": time.time(), **scalars}) + "\n")
+          f.write(json.dumps({"step": step, "time": time.time(),
+                              "elapsed_s": time.time() - started, **scalars}) + "\n")
     images = _sample_images(model, variables, config)
     if images:
       writer.write_images(step, images)
