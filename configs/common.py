@@ -1,6 +1,7 @@
 """Fields every training config has, with their defaults (the recipes override them)."""
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def model_fields(name: str, **changes) -> ml_collections.ConfigDict:
@@ -27,8 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model_overrides = ml_collections.ConfigDict()
   # Data: a jaxsr.data.builders name ('embedded', 't91', 'div2k', ...) and where its files are.
   config.dataset = "embedded"
-  config.data_dir = None  # tfds data dir (default ~/tensorflow_datasets/jaxsr)
-  config.manual_dir = None  # the raw image folders for file-based builders
+  # Optional paths are placeholders (None until set) so that --config.FIELD=VALUE works.
+  config.data_dir = config_dict.placeholder(str)  # tfds data dir ($JAXSR_TFDS_DIR or tfds' default)
+  config.manual_dir = config_dict.placeholder(str)  # raw image folders ($JAXSR_DATA_DIR)
   config.hr_rescales = (1.0,)
   config.lr_patch_size = 17
   config.train_scales = ()  # e.g. (2, 3, 4): VDSR multi-scale training on HR-size patches
@@ -36,8 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.batch_size = 16  # global, over all devices of all hosts
   # Evaluation: comma-separated set names or folders (eval.py's --datasets) and protocol.
   config.eval_datasets = "embedded"
-  config.eval_data_dir = None
-  config.eval_protocol = None  # default: y for 1-channel models, rgb for RGB models
+  config.eval_data_dir = config_dict.placeholder(str)  # default $JAXSR_DATA_DIR
+  config.eval_protocol = config_dict.placeholder(str)  # default: y for 1-channel, rgb for RGB models
   # Optimisation.
   config.loss = "l1"
   config.optimizer = "adam"
@@ -63,5 +65,5 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.keep_checkpoints = 3
   config.eval_every_steps = 0  # 0: only at the end
-  config.init_from = None  # a checkpoint dir to start the parameters from
+  config.init_from = config_dict.placeholder(str)  # a checkpoint dir to start the parameters from
   return config

@@ -19,6 +19,8 @@ gradient twice as much here. Set ``--config.adversarial_weight=2.5e-3`` to match
 code exactly.
 """
 
+from ml_collections import config_dict
+
 from configs import common
 
 
@@ -46,7 +48,7 @@ def get_config():
   config.style_weight = 0.0
   config.style_layers = {}
   config.adversarial_weight = 5e-3
-  config.vgg_weights = None  # a .npz from jaxsr.convert.vgg; None: $JAXSR_VGG19
+  config.vgg_weights = config_dict.placeholder(str)  # a .npz from jaxsr.convert.vgg; None: $JAXSR_VGG19
   # Optimisers (the discriminator's: these fields with d_optimizer overriding).
   config.optimizer = "adam"
   config.adam_b1 = 0.9
@@ -61,5 +63,5 @@ def get_config():
   config.log_every_steps = 100
   config.checkpoint_every_steps = 5000
   config.eval_every_steps = 10_000
-  config.init_from = None  # the RRDB PSNR run (configs/rrdbnet_x4.py)
+  config.init_from = config_dict.placeholder(str)  # the RRDB PSNR run (configs/rrdbnet_x4.py)
   return config

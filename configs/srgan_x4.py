@@ -20,6 +20,8 @@ paper samples ImageNet; DIV2K here); Adam beta1 0.9, lr 1e-4 for 1e5 updates the
 another 1e5, for G and D.
 """
 
+from ml_collections import config_dict
+
 from configs import common
 
 
@@ -47,7 +49,7 @@ def get_config():
   config.style_weight = 0.0
   config.style_layers = {}
   config.adversarial_weight = 1e-3
-  config.vgg_weights = None  # a .npz from jaxsr.convert.vgg; None: $JAXSR_VGG19
+  config.vgg_weights = config_dict.placeholder(str)  # a .npz from jaxsr.convert.vgg; None: $JAXSR_VGG19
   # Optimisers (the discriminator's: these fields with d_optimizer overriding).
   config.optimizer = "adam"
   config.adam_b1 = 0.9
@@ -62,5 +64,5 @@ def get_config():
   config.log_every_steps = 100
   config.checkpoint_every_steps = 5000
   config.eval_every_steps = 10_000
-  config.init_from = None  # the SRResNet-MSE run (configs/srresnet_x4.py)
+  config.init_from = config_dict.placeholder(str)  # the SRResNet-MSE run (configs/srresnet_x4.py)
   return config
