@@ -24,15 +24,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
-import logging
 import os
-import pathlib
 import resource
 import statistics
 import sys
 import time
-import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -51,6 +47,7 @@ import ml_collections
 import numpy as np
 
 from common import machine, write_json
+import oracle  # tests/oracle.py (benchmarks/common.py puts tests/ on the path)
 from jaxsr import inference
 from jaxsr import models
 from jaxsr import train_lib
@@ -60,63 +57,12 @@ from jaxsr import train_lib
 
 
 def load_basicsr_archs():
-  """BasicSR's arch modules by file path (basicsr/__init__ imports torchvision; see
-  tests/test_models.py::_load_basicsr_archs). Returns ``(torch, {name: module})`` or None."""
+  """BasicSR's arch modules (``tests/oracle.py``). Returns ``(torch, {name: module})`` or None."""
   try:
-    import torch  # pylint: disable=g-import-not-at-top
-    spec = importlib.util.find_spec("basicsr")
-  except ImportError:
-    return None
-  if spec is None or not spec.submodule_search_locations:
-    return None
-  root = pathlib.Path(list(spec.submodule_search_locations)[0])
-
-  def stub(name, path=None):
-    module = sys.modules.get(name)
-    if module is None or (path is not None and not hasattr(module, "__path__")):
-      module = types.ModuleType(name)
-      if path is not None:
-        module.__path__ = [str(path)]
-      sys.modules[name] = module
-    return module
-
-  def load(name, path):
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None):
-      return sys.modules[name]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    return module
-
-  added_tv = "torchvision" not in sys.modules
-  added_dcn = "basicsr.ops.dcn" not in sys.modules
-  try:
-    if added_tv:
-      stub("torchvision").__version__ = "0.0.0"
-    stub("basicsr", root)
-    utils = stub("basicsr.utils", root / "utils")
-    if not hasattr(utils, "get_root_logger"):
-      utils.get_root_logger = lambda *a, **k: logging.getLogger("basicsr")
-    stub("basicsr.ops", root / "ops")
-    dcn = stub("basicsr.ops.dcn")
-    if added_dcn:
-      dcn.ModulatedDeformConvPack = torch.nn.Module
-      dcn.modulated_deform_conv = None
-    stub("basicsr.archs", root / "archs")
-    load("basicsr.utils.registry", root / "utils" / "registry.py")
-    load("basicsr.archs.arch_util", root / "archs" / "arch_util.py")
-    archs = {n: load(f"basicsr.archs.{n}_arch", root / "archs" / f"{n}_arch.py")
-             for n in ("edsr", "rcan", "rrdbnet")}
+    return oracle.load_basicsr_archs()
   except Exception as e:  # pylint: disable=broad-except
     print(f"cannot load BasicSR archs: {e!r}")
     return None
-  finally:
-    if added_tv:
-      sys.modules.pop("torchvision", None)
-    if added_dcn:
-      sys.modules.pop("basicsr.ops.dcn", None)
-  return torch, archs
 
 
 def torch_fsrcnn(torch, *, scale, channels=1, d=56, s=12, m=4):

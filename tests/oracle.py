@@ -9,49 +9,106 @@ packages. Returns None when basicsr-fixed (tools/install_oracle.sh) is not insta
 from __future__ import annotations
 
 import importlib.util
+import logging
 import pathlib
 import sys
 import types
 
 
+def _root() -> pathlib.Path | None:
+  loaded = sys.modules.get("basicsr")
+  if loaded is not None and getattr(loaded, "__path__", None):  # our stub: find_spec would fail
+    return pathlib.Path(list(loaded.__path__)[0])
+  spec = importlib.util.find_spec("basicsr")
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  return pathlib.Path(list(spec.submodule_search_locations)[0])
+
+
+def _stub(name: str, path: pathlib.Path | None = None) -> types.ModuleType:
+  """An empty (package) module standing in for ``name`` so its ``__init__`` never runs."""
+  module = sys.modules.get(name)
+  if module is None or (path is not None and not hasattr(module, "__path__")):
+    module = types.ModuleType(name)
+    if path is not None:
+      module.__path__ = [str(path)]
+    sys.modules[name] = module
+  return module
+
+
+def _load(name: str, path: pathlib.Path) -> types.ModuleType:
+  """Executes one module file under ``name`` (once)."""
+  if name in sys.modules and getattr(sys.modules[name], "__file__", None):
+    return sys.modules[name]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  sys.modules[name] = module
+  module_spec.loader.exec_module(module)
+  return module
+
+
+ARCH_NAMES = ("edsr", "rcan", "srresnet", "rrdbnet", "discriminator")
+
+
+def load_basicsr_archs():
+  """``(torch, {name: BasicSR arch module})`` for ``ARCH_NAMES`` present, or None if absent.
+
+  ``basicsr/archs/arch_util.py`` imports torchvision and the DCN op; stand-ins are placed for the
+  duration of the loading only. Raises whatever a failing arch module raises.
+  """
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  root = _root()
+  if root is None:
+    return None
+  added_tv = "torchvision" not in sys.modules
+  added_dcn = "basicsr.ops.dcn" not in sys.modules
+  try:
+    if added_tv:
+      _stub("torchvision").__version__ = "0.0.0"
+    _stub("basicsr", root)
+    utils = _stub("basicsr.utils", root / "utils")
+    if not hasattr(utils, "get_root_logger"):
+      utils.get_root_logger = lambda *a, **k: logging.getLogger("basicsr")
+    _stub("basicsr.ops", root / "ops")
+    dcn = _stub("basicsr.ops.dcn")
+    if added_dcn:
+      dcn.ModulatedDeformConvPack = torch.nn.Module
+      dcn.modulated_deform_conv = None
+    _stub("basicsr.archs", root / "archs")
+    _load("basicsr.utils.registry", root / "utils" / "registry.py")
+    _load("basicsr.archs.arch_util", root / "archs" / "arch_util.py")
+    archs = {n: _load(f"basicsr.archs.{n}_arch", root / "archs" / f"{n}_arch.py")
+             for n in ARCH_NAMES if (root / "archs" / f"{n}_arch.py").exists()}
+  finally:
+    if added_tv:
+      sys.modules.pop("torchvision", None)
+    if added_dcn:
+      sys.modules.pop("basicsr.ops.dcn", None)
+  return torch, archs
+
+
 def load_basicsr() -> types.SimpleNamespace | None:
   """Returns ``ns`` with ``imresize``, ``calculate_psnr``, ``calculate_ssim``, ``bgr2ycbcr``."""
   try:
-    spec = importlib.util.find_spec("basicsr")
     import torch  # noqa: F401
     import cv2  # noqa: F401
   except ImportError:
     return None
-  if spec is None or not spec.submodule_search_locations:
+  root = _root()
+  if root is None:
     return None
-  root = pathlib.Path(list(spec.submodule_search_locations)[0])
-
-  def stub(name: str, path: pathlib.Path) -> types.ModuleType:
-    module = sys.modules.get(name)
-    if module is None or not hasattr(module, "__path__"):
-      module = types.ModuleType(name)
-      module.__path__ = [str(path)]
-      sys.modules[name] = module
-    return module
-
-  def load(name: str, path: pathlib.Path) -> types.ModuleType:
-    if name in sys.modules:
-      return sys.modules[name]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    return module
-
-  stub("basicsr", root)
-  utils = stub("basicsr.utils", root / "utils")
-  stub("basicsr.metrics", root / "metrics")
-  color = load("basicsr.utils.color_util", root / "utils" / "color_util.py")
+  _stub("basicsr", root)
+  utils = _stub("basicsr.utils", root / "utils")
+  _stub("basicsr.metrics", root / "metrics")
+  color = _load("basicsr.utils.color_util", root / "utils" / "color_util.py")
   utils.bgr2ycbcr = color.bgr2ycbcr
-  load("basicsr.utils.registry", root / "utils" / "registry.py")
-  matlab = load("basicsr.utils.matlab_functions", root / "utils" / "matlab_functions.py")
-  load("basicsr.metrics.metric_util", root / "metrics" / "metric_util.py")
-  psnr_ssim = load("basicsr.metrics.psnr_ssim", root / "metrics" / "psnr_ssim.py")
+  _load("basicsr.utils.registry", root / "utils" / "registry.py")
+  matlab = _load("basicsr.utils.matlab_functions", root / "utils" / "matlab_functions.py")
+  _load("basicsr.metrics.metric_util", root / "metrics" / "metric_util.py")
+  psnr_ssim = _load("basicsr.metrics.psnr_ssim", root / "metrics" / "psnr_ssim.py")
   return types.SimpleNamespace(
       imresize=matlab.imresize,
       calculate_psnr=psnr_ssim.calculate_psnr,

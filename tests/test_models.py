@@ -370,69 +370,15 @@ def test_list_cli_table(capsys):
 
 
 def _load_basicsr_archs():
-  """Loads BasicSR's arch modules without importing basicsr/__init__ (needs torchvision).
-
-  ``arch_util`` imports torchvision and the deformable-conv extension only for DCN layers;
-  they are stubbed while it loads and the torchvision stub is removed afterwards.
-  """
-  import importlib.util
-  import logging
-  import pathlib
-  import sys
-  import types
-  torch = pytest.importorskip('torch')
-  spec = importlib.util.find_spec('basicsr')
-  if spec is None or not spec.submodule_search_locations:
-    pytest.skip('basicsr (oracle) not installed')
-  root = pathlib.Path(list(spec.submodule_search_locations)[0])
-
-  def stub(name, path=None):
-    module = sys.modules.get(name)
-    if module is None or (path is not None and not hasattr(module, '__path__')):
-      module = types.ModuleType(name)
-      if path is not None:
-        module.__path__ = [str(path)]
-      sys.modules[name] = module
-    return module
-
-  def load(name, path):
-    if name in sys.modules and getattr(sys.modules[name], '__file__', None):
-      return sys.modules[name]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    return module
-
-  added_tv = 'torchvision' not in sys.modules
-  added_dcn = 'basicsr.ops.dcn' not in sys.modules
+  from oracle import load_basicsr_archs  # pylint: disable=g-import-not-at-top
+  pytest.importorskip('torch')
   try:
-    if added_tv:
-      tv = stub('torchvision')
-      tv.__version__ = '0.0.0'
-    stub('basicsr', root)
-    utils = stub('basicsr.utils', root / 'utils')
-    if not hasattr(utils, 'get_root_logger'):
-      utils.get_root_logger = lambda *a, **k: logging.getLogger('basicsr')
-    stub('basicsr.ops', root / 'ops')
-    dcn = stub('basicsr.ops.dcn')
-    if added_dcn:
-      dcn.ModulatedDeformConvPack = torch.nn.Module
-      dcn.modulated_deform_conv = None
-    stub('basicsr.archs', root / 'archs')
-    load('basicsr.utils.registry', root / 'utils' / 'registry.py')
-    load('basicsr.archs.arch_util', root / 'archs' / 'arch_util.py')
-    archs = {n: load(f'basicsr.archs.{n}_arch', root / 'archs' / f'{n}_arch.py')
-             for n in ('edsr', 'rcan', 'srresnet', 'rrdbnet', 'discriminator', 'vgg')
-             if (root / 'archs' / f'{n}_arch.py').exists() and n != 'vgg'}
+    loaded = load_basicsr_archs()
   except Exception as e:  # pylint: disable=broad-except
     pytest.skip(f'cannot load BasicSR archs: {e!r}')
-  finally:
-    if added_tv:
-      sys.modules.pop('torchvision', None)
-    if added_dcn:
-      sys.modules.pop('basicsr.ops.dcn', None)
-  return torch, archs
+  if loaded is None:
+    pytest.skip('basicsr (oracle) not installed')
+  return loaded
 
 
 def _rcan_rules(path):
