@@ -25,8 +25,8 @@ def get_config():
   config.learning_rate = 1e-3
   config.schedule = "cosine"
   config.lr_end = 1e-5
-  config.num_train_steps = 300_000
+  config.num_train_steps = 540_000
   config.log_every_steps = 1000
-  config.checkpoint_every_steps = 10_000
-  config.eval_every_steps = 10_000
+  config.checkpoint_every_steps = 20_000
+  config.eval_every_steps = 20_000
   return config
