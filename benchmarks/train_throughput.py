@@ -6,9 +6,11 @@ Both run ESPCN x3 (Y, MSE, Adam, batch 16, LR patch 17) on this machine in one r
   * minimal: one jitted step (jaxsr.train_lib.make_train_step) fed pre-made device batches,
     no input pipeline, no logging, no checkpoints;
   * train.py: jaxsr.train_lib.train_and_evaluate with the real pipeline, clu logging every
-    100 steps, checkpoints every 1000 steps, no periodic evaluation;
-and reports steps/s of each and the ratio (framework cost = 1 - ratio). Compilation and the
-first 100 steps are excluded from both.
+    100 steps, checkpoints every 1000 steps, no periodic evaluation; with the configs'
+    ``batches_per_transfer`` and, for comparison, with one host->device transfer per step;
+and reports steps/s of each and the ratio (framework cost = 1 - ratio, default transfer). Compilation and the
+first 100 steps are excluded from both. XLA:CPU gets the flag train.py sets
+(``jaxsr.runtime.configure_xla_cpu``; ``JAXSR_XLA_DEFAULTS=1`` measures XLA's defaults instead).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from jaxsr import runtime  # pylint: disable=g-import-not-at-top
+
+runtime.configure_xla_cpu()  # as train.py does, before the first JAX computation: both sides alike
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
@@ -38,6 +44,12 @@ def _config(args):
   config.log_every_steps = 100
   config.checkpoint_every_steps = 1000
   config.eval_every_steps = 0
+  return config
+
+
+def _with_transfer(config, k: int):
+  config = config.copy_and_resolve_references()
+  config.batches_per_transfer = k
   return config
 
 
@@ -93,17 +105,22 @@ def main() -> None:
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
   config = _config(args)
+  k = int(config.batches_per_transfer)
   raw = minimal_loop(config, args.steps)
   full = framework(config, args.steps)
-  raw_again = minimal_loop(config, args.steps)  # bracket the framework run: the machine is noisy
+  single = framework(_with_transfer(config, 1), args.steps)
+  raw_again = minimal_loop(config, args.steps)  # bracket the framework runs: the machine is noisy
   raw_mean = (raw + raw_again) / 2
-  print(f"machine: {machine()}")
+  print(f"machine: {machine()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print(f"ESPCN x3, batch 16, LR patch 17, dataset {args.dataset}, {args.steps} timed steps")
   print(f"minimal jitted loop : {raw:.1f} / {raw_again:.1f} steps/s (before / after)")
-  print(f"train.py framework  : {full:.1f} steps/s")
+  print(f"train.py framework  : {full:.1f} steps/s (batches_per_transfer={k}, the configs' default)")
+  print(f"  one transfer/step : {single:.1f} steps/s (batches_per_transfer=1)")
   print(f"ratio               : {full / raw_mean:.3f} (framework cost {100 * (1 - full / raw_mean):.1f}%)")
   write_json(args.json, {"minimal_steps_per_s": [raw, raw_again], "framework_steps_per_s": full,
-                         "ratio": full / raw_mean, "machine": machine()})
+                         "framework_one_transfer_per_step": single, "batches_per_transfer": k,
+                         "ratio": full / raw_mean, "machine": machine(),
+                         "xla_flags": os.environ.get("XLA_FLAGS", "")})
 
 
 if __name__ == "__main__":

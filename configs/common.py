@@ -61,6 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.num_train_steps = 1000
   config.seed = 0
   # Bookkeeping.
+  config.batches_per_transfer = 8  # host->device transfers carry this many steps' batches
   config.log_every_steps = 100
   config.checkpoint_every_steps = 1000
   config.keep_checkpoints = 3

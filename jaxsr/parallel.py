@@ -1,7 +1,8 @@
 """Data parallelism over every device of every host: a 1-D mesh, sharded batches.
 
 Contract: one mesh axis, ``data``, spanning ``jax.devices()`` (all hosts). Batches are sharded
-along their leading dimension on it; parameters and optimizer state are replicated. The train
+along their batch dimension on it (the leading one; the second one of a stack of batches
+``[k, B, ...]``); parameters and optimizer state are replicated. The train
 step is written once with ``jax.jit`` and these shardings, and runs unchanged on one CPU, eight
 devices or many hosts (this is what ``jax.pmap`` used to be for; pmap is in maintenance mode and
 itself built on jit/shard_map now). Each host feeds its own slice of the global batch; the
@@ -31,9 +32,9 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) dimension split over ``data``."""
-  return NamedSharding(mesh, P(DATA_AXIS))
+def batch_sharding(mesh: Mesh, *, batch_axis: int = 0) -> NamedSharding:
+  """Dimension ``batch_axis`` (default the leading one) split over ``data``."""
+  return NamedSharding(mesh, P(*([None] * batch_axis), DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -52,18 +53,24 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.tree.map(put, tree)
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh, *,
+                batch_axis: int = 0) -> dict[str, jax.Array]:
   """Turns this host's slice of the batch into global arrays sharded on ``data``.
 
-  Each host passes ``global_batch / process_count`` examples; the global leading dimension is
-  their concatenation in process order. The global batch must divide by the device count.
+  Each host passes ``global_batch / process_count`` examples along ``batch_axis`` (1 for a
+  stack of batches ``[k, B, ...]``); the global batch dimension is their concatenation in
+  process order. The global batch must divide by the device count.
   """
-  sharding = batch_sharding(mesh)
+  sharding = batch_sharding(mesh, batch_axis=batch_axis)
   out = {}
   for key, value in batch.items():
     value = np.asarray(value)
-    global_shape = (value.shape[0] * jax.process_count(),) + value.shape[1:]
-    if global_shape[0] % mesh.size:
-      raise ValueError(f"global batch {global_shape[0]} does not divide over {mesh.size} devices")
-    out[key] = jax.make_array_from_process_local_data(sharding, value, global_shape)
+    a = batch_axis
+    global_shape = value.shape[:a] + (value.shape[a] * jax.process_count(),) + value.shape[a + 1:]
+    if global_shape[a] % mesh.size:
+      raise ValueError(f"global batch {global_shape[a]} does not divide over {mesh.size} devices")
+    if jax.process_count() == 1:  # the same array; device_put is ~2x cheaper per step
+      out[key] = jax.device_put(value, sharding)
+    else:
+      out[key] = jax.make_array_from_process_local_data(sharding, value, global_shape)
   return out

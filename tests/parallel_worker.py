@@ -33,22 +33,31 @@ config = ml_collections.ConfigDict(dict(learning_rate=1e-3, schedule="constant",
 model = train_lib.model_from_config(ml_collections.ConfigDict(
     dict(model="edsr_baseline", scale=2, model_overrides=dict(num_feat=8, num_block=1))))
 tx, schedule = train_lib.make_optimizer(config)
-state = train_lib.create_train_state(model, tx, key=jax.random.key(0), lr_shape=(1, 6, 6, 3),
-                                     ema=True)
 mesh = parallel.make_mesh()
-state = parallel.replicate(state, mesh)
+init = parallel.replicate(train_lib.create_train_state(
+    model, tx, key=jax.random.key(0), lr_shape=(1, 6, 6, 3), ema=True), mesh)
 step_fn = train_lib.make_train_step(model, tx, schedule, loss="l1", ema_decay=0.9)
-shardings = jax.tree.map(lambda _: parallel.replicated(mesh), state)
-step = jax.jit(step_fn, donate_argnums=0, out_shardings=(shardings, parallel.replicated(mesh)))
+shardings = (jax.tree.map(lambda _: parallel.replicated(mesh), init), parallel.replicated(mesh))
 rng = np.random.RandomState(0)
-losses = []
+per_host = 8 // jax.process_count()
+sl = slice(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
+batches = [{"lr": rng.rand(8, 6, 6, 3).astype(np.float32)[sl],
+            "hr": rng.rand(8, 12, 12, 3).astype(np.float32)[sl]} for _ in range(args.steps)]
 with mesh:
-  for _ in range(args.steps):
-    lr = rng.rand(8, 6, 6, 3).astype(np.float32)
-    hr = rng.rand(8, 12, 12, 3).astype(np.float32)
-    per_host = 8 // jax.process_count()
-    sl = slice(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
-    state, metrics = step(state, parallel.shard_batch({"lr": lr[sl], "hr": hr[sl]}, mesh))
+  # One transfer per step ...
+  step = jax.jit(step_fn, out_shardings=shardings)
+  state, losses = init, []
+  for batch in batches:
+    state, metrics = step(state, parallel.shard_batch(batch, mesh))
     losses.append(float(metrics["loss"]))
+  # ... and all steps' batches in one stack [steps, B, ...], sharded on axis 1 (train.py's way).
+  stacked = jax.jit(lambda s, b, j: step_fn(s, jax.tree.map(lambda a: a[j], b)),
+                    out_shardings=shardings)
+  stack = parallel.shard_batch({k: np.stack([b[k] for b in batches]) for k in batches[0]}, mesh,
+                               batch_axis=1)
+  state, stacked_losses = init, []
+  for j in range(args.steps):
+    state, metrics = stacked(state, stack, parallel.replicate(np.int32(j), mesh))
+    stacked_losses.append(float(metrics["loss"]))
 print(json.dumps({"devices": jax.device_count(), "processes": jax.process_count(),
-                  "losses": losses}))
+                  "losses": losses, "stacked_losses": stacked_losses}))

@@ -34,6 +34,7 @@ def test_eight_devices_match_one_device():
   a, b = _losses(one.stdout), _losses(eight.stdout)
   assert a["devices"] == 1 and b["devices"] == 8
   np.testing.assert_allclose(b["losses"], a["losses"], atol=1e-5, rtol=0)
+  np.testing.assert_allclose(b["stacked_losses"], a["losses"], atol=1e-5, rtol=0)
 
 
 def test_two_processes_with_two_devices_each_match_one_device():
@@ -52,3 +53,4 @@ def test_two_processes_with_two_devices_each_match_one_device():
     got = _losses(out)
     assert got["devices"] == 4 and got["processes"] == 2
     np.testing.assert_allclose(got["losses"], ref["losses"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got["stacked_losses"], ref["losses"], atol=1e-5, rtol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -240,3 +241,13 @@ def test_eval_dataset_whole_images(data_dir):
   assert hr.shape == (300, 451, 3) and set(lr) == {2, 4}
   np.testing.assert_array_equal(lr[4], make_lr(hr, 4))
   assert builders.modcrop(hr, 4).shape[:2] == (4 * lr[4].shape[0], 4 * lr[4].shape[1])
+
+
+def test_paired_transform_matches_numpy_flips_and_rot90():
+  image = np.arange(5 * 7 * 2).reshape(5, 7, 2)
+  for hflip, vflip, rot in itertools.product([False, True], [False, True], range(-1, 6)):
+    want = image[:, ::-1] if hflip else image
+    want = want[::-1] if vflip else want
+    want = np.rot90(want, rot, axes=(0, 1))
+    got, = pipeline.paired_transform(image, hflip=hflip, vflip=vflip, rot=rot)
+    np.testing.assert_array_equal(got, want, err_msg=f"hflip={hflip} vflip={vflip} rot={rot}")

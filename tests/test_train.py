@@ -1,4 +1,4 @@
-"""The training loop: end to end, resume, SIGKILL, corrupt checkpoints, NaN, model changes."""
+"""The training loop: end to end, stacked transfers, resume, SIGKILL, corrupt checkpoints, NaN, model changes."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def test_loop_runs_evaluates_and_resumes(tmp_path):
   module, variables, meta = ckpt_lib.load_model(tmp_path)
   assert module.scale == 3 and meta["step"] == 12
   assert ckpt_lib.params_sha256(variables["params"]) == resumed["params_sha256"]
+
+
+def test_stacked_transfers_train_exactly_as_one_batch_per_transfer(tmp_path):
+  # 7 steps in stacks of 3 (the last one padded) against one transfer per step.
+  one = _train(tmp_path / "one", num_train_steps=7, batches_per_transfer=1, eval_datasets="")
+  three = _train(tmp_path / "three", num_train_steps=7, batches_per_transfer=3, eval_datasets="")
+  assert one["step"] == three["step"] == 7
+  assert one["params_sha256"] == three["params_sha256"]
+  with pytest.raises(InputError, match="config.batches_per_transfer.*got 0"):
+    _train(tmp_path / "zero", num_train_steps=2, batches_per_transfer=0, eval_datasets="")
 
 
 def test_refuses_to_resume_another_model(tmp_path):
