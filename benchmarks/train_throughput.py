@@ -8,8 +8,8 @@ Both run ESPCN x3 (Y, MSE, Adam, batch 16, LR patch 17) on this machine in one r
   * train.py: jaxsr.train_lib.train_and_evaluate with the real pipeline, clu logging every
     100 steps, checkpoints every 1000 steps, no periodic evaluation; with the configs'
     ``batches_per_transfer`` and, for comparison, with one host->device transfer per step;
-and reports steps/s of each and the ratio (framework cost = 1 - ratio, default transfer). Compilation and the
-first 100 steps are excluded from both. XLA:CPU gets the flag train.py sets
+and reports steps/s of each and the ratio (framework cost = 1 - ratio, default transfer).
+Compilation and the first 100 steps are excluded from both. XLA:CPU gets the flag train.py sets
 (``jaxsr.runtime.configure_xla_cpu``; ``JAXSR_XLA_DEFAULTS=1`` measures XLA's defaults instead).
 """
 

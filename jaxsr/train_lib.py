@@ -45,7 +45,7 @@ from jaxsr.errors import InputError
 
 __all__ = [
     "PSNRTask", "Task", "TrainState", "create_train_state", "make_optimizer", "make_schedule",
-    "make_task", "make_train_step", "train_and_evaluate",
+    "make_task", "make_train_step", "stack_batches", "step_on_stack", "train_and_evaluate",
 ]
 
 _log = logging.getLogger(__name__)
@@ -353,7 +353,18 @@ def _train_iterator(config, *, start_step: int, channels: int):
       data_dir=config.get("data_dir"), manual_dir=config.get("manual_dir"), **kwargs)
 
 
-def _stacks(batches: Iterable[dict[str, np.ndarray]], k: int):
+def step_on_stack(train_step: Callable) -> Callable:
+  """``(state, batch) -> out`` as ``(state, stack, j) -> out`` on batch ``j`` of a stack
+  ``[k, B, ...]`` (``j`` an int32 array, so one compilation serves every ``j``)."""
+
+  def stacked_step(state, stack, j):
+    batch = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, j, 0, keepdims=False), stack)
+    return train_step(state, batch)
+
+  return stacked_step
+
+
+def stack_batches(batches: Iterable[dict[str, np.ndarray]], k: int):
   """Yields ``(stack, count)``: ``count`` <= k consecutive batches stacked as ``[k, B, ...]``
   (the last stack padded with copies of its last batch, so every stack has one shape)."""
   it = iter(batches)
@@ -439,12 +450,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   per_transfer = int(config.get("batches_per_transfer", 1))
   if per_transfer < 1:
     raise InputError(f"config.batches_per_transfer: expected an integer >= 1, got {per_transfer}")
-
-  def stacked_step(state, stack, j):
-    batch = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, j, 0, keepdims=False), stack)
-    return task.train_step(state, batch)
-
-  train_step = jax.jit(stacked_step, donate_argnums=0,
+  train_step = jax.jit(step_on_stack(task.train_step), donate_argnums=0,
                        out_shardings=(state_sharding, parallel.replicated(mesh)))
   stack_index = [parallel.replicate(np.int32(j), mesh) for j in range(per_transfer)]
 
@@ -505,7 +511,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data = _train_iterator(config, start_step=start_step, channels=channels) if start_step < num_steps else iter(())
   step = start_step
   with jax.set_mesh(mesh):
-    for stack, count in _stacks(data, per_transfer):
+    for stack, count in stack_batches(data, per_transfer):
       stack = parallel.shard_batch(stack, mesh, batch_axis=1)
       for j in range(count):
         state, metrics = train_step(state, stack, stack_index[j])

@@ -51,10 +51,9 @@ with mesh:
     state, metrics = step(state, parallel.shard_batch(batch, mesh))
     losses.append(float(metrics["loss"]))
   # ... and all steps' batches in one stack [steps, B, ...], sharded on axis 1 (train.py's way).
-  stacked = jax.jit(lambda s, b, j: step_fn(s, jax.tree.map(lambda a: a[j], b)),
-                    out_shardings=shardings)
-  stack = parallel.shard_batch({k: np.stack([b[k] for b in batches]) for k in batches[0]}, mesh,
-                               batch_axis=1)
+  stacked = jax.jit(train_lib.step_on_stack(step_fn), out_shardings=shardings)
+  (stack, _), = train_lib.stack_batches(batches, len(batches))
+  stack = parallel.shard_batch(stack, mesh, batch_axis=1)
   state, stacked_losses = init, []
   for j in range(args.steps):
     state, metrics = stacked(state, stack, parallel.replicate(np.int32(j), mesh))
