@@ -30,12 +30,14 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from jaxsr import runtime  # pylint: disable=wrong-import-position
 from jaxsr.data import builders  # pylint: disable=wrong-import-position
 from jaxsr.data import pipeline  # pylint: disable=wrong-import-position
 
 import tensorflow_datasets as tfds  # pylint: disable=wrong-import-position,g-bad-import-order
 
 tfds.disable_progress_bar()
+runtime.hide_accelerators_from_tensorflow()  # the EDSR step below runs JAX on the accelerator
 
 SHARED = pathlib.Path(os.environ.get('JAXSR_SHARED', pathlib.Path(__file__).resolve().parents[2] / 'shared'))
 

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from common import machine, median_time, write_json
+from jaxsr import color
+from jaxsr import degradations
 from jaxsr import eval_lib
 from jaxsr import imresize as ir
 from jaxsr.data import load_eval_set
@@ -41,7 +43,7 @@ def main() -> None:
     print(f"Set14 not found ({e}); using the embedded test images")
     name, images = load_eval_set("embedded")
   scale = args.scale
-  rgb = [eval_lib.modcrop(np.repeat(i.hr, 3, -1) if i.hr.shape[-1] == 1 else i.hr, scale)
+  rgb = [degradations.modcrop(np.repeat(i.hr, 3, -1) if i.hr.shape[-1] == 1 else i.hr, scale)
          for i in images]
   oracle = load_basicsr()
   if oracle is not None:
@@ -70,9 +72,9 @@ def main() -> None:
         repeats=args.repeats)
 
   # --- PSNR + SSIM on the Y channel, crop = scale, of bicubic x{scale} outputs ---
-  hr_y = [eval_lib._y_float(x) for x in rgb]  # pylint: disable=protected-access
+  hr_y = [color.y_float(x) for x in rgb]
   sr = [ir.imresize_np(ir.imresize_np(x, 1 / scale), scale) for x in rgb]
-  sr_y = [eval_lib._y_float(x) for x in sr]  # pylint: disable=protected-access
+  sr_y = [color.y_float(x) for x in sr]
   def jax_metrics():
     return [eval_lib.score(a, b, crop=scale) for a, b in zip(sr_y, hr_y)]
   t = time.perf_counter()

@@ -5,8 +5,8 @@
 Inference: output megapixels/s of one forward pass on a fixed LR batch (jit-compiled
 ``model.apply`` on the jaxsr side, ``torch.inference_mode`` + ``eval()`` on the PyTorch side),
 plus jaxsr's user-facing ``jaxsr.inference.upscale`` on the same input. Training: steps/s of
-jaxsr's real train step (``train_lib.make_optimizer`` / ``create_train_state`` /
-``make_train_step``, jitted with the state donated as ``train.py`` does: Adam, L1) against a
+jaxsr's real train step (``optim.make_optimizer`` / ``tasks.base.create_train_state`` /
+``tasks.psnr.make_train_step``, jitted with the state donated as ``train.py`` does: Adam, L1) against a
 PyTorch loop (``Adam``, ``l1_loss``, ``backward``, ``step``) on BasicSR's ``EDSR``, ``RCAN``
 and ``RRDBNet``; FSRCNN is not in BasicSR, so a faithful PyTorch FSRCNN (ConvTranspose2d
 head) is defined here. Both sides: float32, the same shapes and parameter counts (checked),
@@ -43,14 +43,16 @@ if "--xla-default" not in sys.argv and "ynn_fusion_type" not in os.environ.get("
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from common import machine, write_json
 import oracle  # tests/oracle.py (benchmarks/common.py puts tests/ on the path)
 from jaxsr import inference
 from jaxsr import models
-from jaxsr import train_lib
+from jaxsr import optim
+from jaxsr.recipes import common as recipes_common
+from jaxsr.tasks import base as tasks_base
+from jaxsr.tasks import psnr
 
 
 # ----------------------------------------------------------------------------- PyTorch side
@@ -211,12 +213,13 @@ def bench_train(key, case, torch, archs, *, batch, patch, steps_per_rep, repeats
   rng = np.random.default_rng(1)
   lr = rng.random((batch, patch, patch, c), dtype=np.float32)
   hr = rng.random((batch, patch * s, patch * s, c), dtype=np.float32)
-  config = ml_collections.ConfigDict(dict(learning_rate=1e-4, schedule="constant",
-                                          num_train_steps=1000, optimizer="adam", adam_b2=b2))
-  tx, schedule = train_lib.make_optimizer(config)
-  state = train_lib.create_train_state(model, tx, key=jax.random.key(0), lr_shape=lr.shape,
-                                       ema=False)
-  step = jax.jit(train_lib.make_train_step(model, tx, schedule, loss="l1"), donate_argnums=0)
+  config = recipes_common.base_config()
+  config.update(learning_rate=1e-4, schedule="constant", num_train_steps=1000, optimizer="adam",
+                adam_b2=b2)
+  tx, schedule = optim.make_optimizer(config)
+  state = tasks_base.create_train_state(model, tx, key=jax.random.key(0), lr_shape=lr.shape,
+                                        ema=False)
+  step = jax.jit(psnr.make_train_step(model, tx, schedule, loss="l1"), donate_argnums=0)
   batch_j = {"lr": jnp.asarray(lr), "hr": jnp.asarray(hr)}
   holder = {"state": state}
 

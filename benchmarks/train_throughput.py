@@ -3,7 +3,7 @@
   python benchmarks/train_throughput.py [--steps N] [--dataset t91 --manual-dir DIR] [--json FILE]
 
 Both run ESPCN x3 (Y, MSE, Adam, batch 16, LR patch 17) on this machine in one run:
-  * minimal: one jitted step (jaxsr.train_lib.make_train_step) fed pre-made device batches,
+  * minimal: one jitted step (jaxsr.tasks.psnr.PSNRTask's) fed pre-made device batches,
     no input pipeline, no logging, no checkpoints;
   * train.py: jaxsr.train_lib.train_and_evaluate with the real pipeline, clu logging every
     100 steps, checkpoints every 1000 steps, no periodic evaluation; with the configs'
@@ -31,8 +31,9 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from common import machine, write_json
-from configs import espcn_x3
 from jaxsr import train_lib
+from jaxsr.recipes import espcn_x3
+from jaxsr.tasks import psnr
 
 
 def _config(args):
@@ -54,7 +55,7 @@ def _with_transfer(config, k: int):
 
 
 def minimal_loop(config, steps: int) -> float:
-  task = train_lib.PSNRTask(config)
+  task = psnr.PSNRTask(config)
   state = task.init_state(key=jax.random.key(0))
   step = jax.jit(task.train_step, donate_argnums=0)
   rng = np.random.RandomState(0)

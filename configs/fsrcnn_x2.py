@@ -1,12 +1,7 @@
 """FSRCNN (56, 12, 4) x2 on T91 (Dong et al., ECCV 2016): the x3 recipe at scale 2.
 
-  python train.py --config configs/fsrcnn_x2.py --workdir DIR --config.manual_dir=DATA
+The recipe is jaxsr.recipes.fsrcnn_x2 (packaged with jaxsr); this file keeps
+`--config configs/fsrcnn_x2.py` working.
 """
 
-from configs import fsrcnn_x3
-
-
-def get_config():
-  config = fsrcnn_x3.get_config()
-  config.scale = 2
-  return config
+from jaxsr.recipes.fsrcnn_x2 import get_config  # pylint: disable=unused-import

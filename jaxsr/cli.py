@@ -1,13 +1,15 @@
-"""The ``jaxsr`` command: upscale image files with a model, and import published weights.
+"""The ``jaxsr`` command: upscale images, import published weights, train and evaluate.
 
   jaxsr upscale INPUT... (--checkpoint DIR | --model NAME --weights FILE) --output DIR
                 [--scale N] [--tile N] [--tile-overlap N] [--self-ensemble] [--batch-size N]
   jaxsr convert FILE --output DIR [--model NAME] [--scale N]
+  jaxsr train --config (FILE | recipe:NAME) --workdir DIR [--config.FIELD=VALUE ...]
+  jaxsr eval [--model NAME] [--weights FILE | --checkpoint DIR] [--datasets ...] [--scales ...]
 
 ``upscale`` reads uint8 RGB or greyscale images (PNG, JPEG, BMP, ...; INPUT may also be a
-folder), super-resolves them with ``jaxsr.inference.upscale`` (size buckets: few compilations;
-``--tile`` for large images; ``--self-ensemble`` averages the 8 flips/rotations) and writes
-``OUTPUT/<name>_x<scale>.png``.
+folder), super-resolves them with ``jaxsr.inference.upscale_image`` (size buckets: few
+compilations; ``--tile`` for large images; ``--self-ensemble`` averages the 8 flips/rotations)
+and writes ``OUTPUT/<name>_x<scale>.png``. The model comes from ``jaxsr.loading.load_model``.
 
 RGB models get the RGB image (a grey image is replicated to 3 channels, and the output's mean
 channel is written as grey). Y-channel models (SRCNN, FSRCNN, ESPCN, VDSR) upscale only the
@@ -18,86 +20,41 @@ were trained on (recorded by ``jaxsr convert`` in the checkpoint): MATLAB ``rgb2
 OpenCV's full-range ``COLOR_RGB2YCrCb``. A grey image is its own Y.
 
 ``convert`` imports a published file (``jaxsr.convert``: SRCNN .mat, OpenCV .pb, BasicSR /
-FSRCNN-pytorch .pth) and saves it as a jaxsr checkpoint for ``--checkpoint`` (here, in eval.py,
-and for fine-tuning with train.py).
+FSRCNN-pytorch .pth) and saves it as a jaxsr checkpoint for ``--checkpoint`` (here, in
+``jaxsr eval``, and for fine-tuning with ``jaxsr train --config.init_from=DIR``).
+
+``train`` and ``eval`` are the absl programs of ``jaxsr.commands`` (also ``python train.py`` /
+``python eval.py`` in a source checkout); ``jaxsr train --help`` and ``jaxsr eval --help`` list
+their flags. ``--config recipe:NAME`` trains a recipe packaged with jaxsr (``jaxsr.recipes``).
 
 Mistakes (missing or corrupt files, unknown models, shapes that do not fit) end with a one-line
-``jaxsr: error: ...`` and exit status 2.
+``jaxsr: error: ...`` (``jaxsr train: error: ...`` and so on) and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import pathlib
 import sys
-from typing import Any, Sequence
+from typing import NoReturn, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # pylint: disable=g-import-not-at-top
 
 from jaxsr import runtime  # pylint: disable=g-import-not-at-top
 from jaxsr.errors import InputError  # pylint: disable=g-import-not-at-top
 
-__all__ = ["main", "rgb_to_ycbcr", "ycbcr_to_rgb", "upscale_image"]
+__all__ = ["main"]
 
-# MATLAB rgb2ycbcr (R, G, B in [0, 1] -> Y 16..235, Cb/Cr 16..240).
-_MATLAB = (np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0],
-                     [112.0, -93.786, -18.214]]), np.array([16.0, 128.0, 128.0]), 1.0 / 255.0)
-# OpenCV COLOR_RGB2YCrCb on uint8, reordered to (Y, Cb, Cr): full range, delta 128.
-_OPENCV = (np.array([[0.299, 0.587, 0.114], [-0.299 * 0.564, -0.587 * 0.564, 0.886 * 0.564],
-                     [0.701 * 0.713, -0.587 * 0.713, -0.114 * 0.713]]),
-           np.array([0.0, 128.0, 128.0]), 1.0)
-
-
-def _luma_tables(luma: str | None):
-  return _OPENCV if luma == "opencv" else _MATLAB
-
-
-def rgb_to_ycbcr(rgb: np.ndarray, *, luma: str | None = "matlab") -> np.ndarray:
-  """uint8 (or 0..255 float) RGB ``[H, W, 3]`` -> float64 YCbCr ``[H, W, 3]`` in 0..255."""
-  m, offset, unit = _luma_tables(luma)
-  return np.asarray(rgb, np.float64) * unit @ m.T + offset
-
-
-def ycbcr_to_rgb(ycbcr: np.ndarray, *, luma: str | None = "matlab") -> np.ndarray:
-  """Inverse of :func:`rgb_to_ycbcr`: float64 RGB in 0..255 (not clipped)."""
-  m, offset, unit = _luma_tables(luma)
-  return (np.asarray(ycbcr, np.float64) - offset) @ np.linalg.inv(m).T / unit
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-  return np.floor(np.clip(x, 0.0, 255.0) + 0.5).astype(np.uint8)
-
-
-def upscale_image(image: np.ndarray, module, variables, *, scale: int, luma: str | None = None,
-                  **inference_kw: Any) -> np.ndarray:
-  """Super-resolves one uint8 ``[H, W, 1|3]`` image; returns uint8 ``[sH, sW, same C]``.
-
-  See the module docstring for how 1-channel (Y) models treat colour images.
-  """
-  from jaxsr import imresize  # pylint: disable=g-import-not-at-top
-  from jaxsr import inference  # pylint: disable=g-import-not-at-top
-
-  channels = int(getattr(module, "channels", 3))
-
-  def run(x: np.ndarray) -> np.ndarray:
-    return inference.upscale(module, variables, x.astype(np.float32), scale=scale,
-                             **inference_kw).astype(np.float64)
-
-  if channels == 3:
-    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
-    sr = run(rgb / 255.0) * 255.0
-    return _to_uint8(sr.mean(-1, keepdims=True) if image.shape[-1] == 1 else sr)
-  if channels != 1:
-    raise InputError(f"models with {channels} channels are not supported by upscale")
-  if image.shape[-1] == 1:
-    return _to_uint8(run(image / 255.0) * 255.0)
-  ycbcr = rgb_to_ycbcr(image, luma=luma)
-  y = run(ycbcr[..., :1] / 255.0) * 255.0
-  chroma = imresize.imresize_np(ycbcr[..., 1:], scale)
-  return _to_uint8(ycbcr_to_rgb(np.concatenate([y, chroma], -1), luma=luma))
+# The absl programs run by ``jaxsr NAME ...``: name -> (module in jaxsr.commands, help).
+_PROGRAMS = {
+    "train": ("train", "train a model (flags: jaxsr train --help)"),
+    "eval": ("evaluate", "evaluate models on benchmark sets (flags: jaxsr eval --help)"),
+}
+# Library error fields (InputError.field) -> the option that sets them.
+_OPTION_OF_FIELD = {"checkpoint": "--checkpoint", "weights": "--weights", "model": "--model",
+                    "scale": "--scale"}
 
 
 def _inputs(paths: Sequence[str]) -> list[pathlib.Path]:
@@ -114,34 +71,9 @@ def _inputs(paths: Sequence[str]) -> list[pathlib.Path]:
   return files
 
 
-def _load(args) -> tuple[Any, Any, int, str | None, str]:
-  """(module, variables, scale, luma, description) from --checkpoint or --model/--weights."""
-  if args.checkpoint and args.weights:
-    raise InputError("give either --checkpoint or --weights, not both")
-  if args.checkpoint:
-    from jaxsr import checkpoint  # pylint: disable=g-import-not-at-top
-
-    try:
-      module, variables, meta = checkpoint.load_model(args.checkpoint)
-    except checkpoint.CheckpointError as e:
-      raise InputError(f"--checkpoint: {e}") from None
-    if args.scale is not None and args.scale != module.scale:
-      raise InputError(f"--checkpoint {args.checkpoint} is a x{module.scale} model, not "
-                       f"x{args.scale}")
-    luma = (meta.get("imported") or {}).get("luma") or "matlab"
-    return module, variables, int(module.scale), luma, meta["model"]["name"]
-  if args.weights:
-    from jaxsr import convert  # pylint: disable=g-import-not-at-top
-
-    if not args.model:
-      raise InputError("--weights needs --model (the registry name of the file's model, e.g. "
-                       "srcnn, fsrcnn, espcn, edsr, rcan, msrresnet, rrdbnet)")
-    imp = convert.load_weights(args.weights, model=args.model, scale=args.scale)
-    return imp.module, imp.variables, imp.scale, imp.luma or "matlab", imp.name
-  raise InputError("give a model: --checkpoint DIR, or --model NAME --weights FILE")
-
-
 def _cmd_upscale(args) -> int:
+  from jaxsr import inference  # pylint: disable=g-import-not-at-top
+  from jaxsr import loading  # pylint: disable=g-import-not-at-top
   from jaxsr.data.images import read_image  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -153,7 +85,9 @@ def _cmd_upscale(args) -> int:
   out_dir = pathlib.Path(args.output)
   if out_dir.exists() and not out_dir.is_dir():
     raise InputError(f"--output {out_dir}: exists and is not a folder")
-  module, variables, scale, luma, name = _load(args)
+  net = loading.load_model(checkpoint=args.checkpoint, weights=args.weights,
+                           model=args.model, scale=args.scale)
+  scale = net.scale
   targets = [out_dir / f"{f.stem}_x{scale}.png" for f in files]
   seen: dict[pathlib.Path, pathlib.Path] = {}
   for f, t in zip(files, targets):
@@ -165,12 +99,13 @@ def _cmd_upscale(args) -> int:
   kw = dict(tile=args.tile, tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
             batch_size=args.batch_size)
   for f, t, image in zip(files, targets, images):
-    sr = upscale_image(image, module, variables, scale=scale, luma=luma, **kw)
+    sr = inference.upscale_image(image, net.module, net.variables, scale=scale, luma=net.luma,
+                                 **kw)
     tmp = t.with_name(t.name + ".tmp.png")
     Image.fromarray(sr[..., 0] if sr.shape[-1] == 1 else sr).save(tmp)
     tmp.replace(t)
     print(f"{f} -> {t} ({image.shape[1]}x{image.shape[0]} -> {sr.shape[1]}x{sr.shape[0]}, "
-          f"{name} x{scale})")
+          f"{net.name} x{scale})")
   return 0
 
 
@@ -209,17 +144,33 @@ def _parser() -> argparse.ArgumentParser:
   cv.add_argument("--model", help="registry name (default: recognised from the file)")
   cv.add_argument("--scale", type=int, help="scale (default: from the file or its name)")
   cv.set_defaults(fn=_cmd_convert)
+  for name, (_, help_text) in _PROGRAMS.items():
+    # Listed for --help only: main() hands these arguments to the absl program unparsed.
+    sub.add_parser(name, help=help_text, add_help=False)
   return parser
 
 
+def _start_program(name: str, args: Sequence[str]) -> NoReturn:
+  """Runs ``jaxsr NAME ARGS...`` (train, eval): imports only that program (absl flags are
+  process-global) and exits with its status."""
+  module = importlib.import_module(f"jaxsr.commands.{_PROGRAMS[name][0]}")
+  module.start(args, prog=f"jaxsr {name}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point of the ``jaxsr`` console script; returns the exit status."""
+  """Entry point of the ``jaxsr`` console script; returns the exit status.
+
+  ``train`` and ``eval`` do not return: their absl programs exit the process.
+  """
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv and argv[0] in _PROGRAMS:
+    _start_program(argv[0], argv[1:])
   args = _parser().parse_args(argv)
   runtime.configure_xla_cpu()  # before the first JAX computation
   try:
     return args.fn(args)
   except InputError as e:
-    print(f"jaxsr: error: {e}", file=sys.stderr)
+    print(f"jaxsr: error: {e.describe(_OPTION_OF_FIELD)}", file=sys.stderr)
     return 2
 
 

@@ -2,18 +2,16 @@
 
 Shared by ``eval.py`` (scripted evaluation) and training (periodic evaluation).
 
+The (LR, reference) pairs come from ``jaxsr.degradations``, which defines both protocols;
+here the model's output is clipped and rounded to uint8 and scored:
+
 ``y`` protocol (SRCNN/FSRCNN/VDSR era, Y-channel models, the published bicubic rows):
-  1. Y = MATLAB ``rgb2ycbcr`` luma of the uint8 RGB image, rounded to uint8 (a 1-channel image
-     is its own Y). HR = modcrop(Y, scale).
-  2. LR = ``imresize(HR / 255, 1 / scale)`` in float64, not quantised; the model sees that
-     1-channel LR; its output is clipped and rounded to uint8.
-  3. Shave ``scale`` pixels per side; PSNR/SSIM on the uint8 Y planes (L = 255).
+  the model sees the 1-channel float LR of the rounded MATLAB Y plane; shave ``scale`` pixels
+  per side; PSNR/SSIM on the uint8 Y planes (L = 255).
 
 ``rgb`` protocol (EDSR/RCAN/ESRGAN era, RGB models, BasicSR's test code):
-  1. HR = modcrop(RGB, scale) (a 1-channel image is replicated to 3 channels);
-     LR = ``imresize(HR, 1 / scale)`` on uint8, rounded to uint8 (the stored LR PNGs).
-  2. SR = model(LR / 255), clipped and rounded to uint8.
-  3. Y of HR and SR, not rounded; shave ``scale``; PSNR/SSIM (L = 255).
+  SR = model(LR / 255) with LR the uint8 bicubic LR of the RGB image; Y of HR and SR, not
+  rounded; shave ``scale``; PSNR/SSIM (L = 255).
 
 A *model* here is any callable ``upscale(lr) -> sr`` on one image batch ``[1, h, w, C]`` float32
 in [0, 1] returning ``[1, scale*h, scale*w, C]``; ``bicubic`` gives MATLAB bicubic upscaling.
@@ -23,94 +21,41 @@ Metrics are computed in JAX on images zero-padded to size buckets (multiples of
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import json
 import math
-from typing import Callable, Literal, Sequence
+import os
+import pathlib
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr import color
+from jaxsr import degradations
 from jaxsr import imresize as imresize_lib
 from jaxsr import metrics
-from jaxsr.data.eval_sets import EvalImage
+from jaxsr.data.eval_sets import EvalImage, load_eval_set
+from jaxsr.degradations import PROTOCOLS, Degraded, Protocol
 from jaxsr.errors import InputError
 
 __all__ = [
-    "PROTOCOLS", "BUCKET", "Degraded", "bicubic", "degrade", "evaluate", "format_table",
-    "model_upscaler", "modcrop", "y_uint8",
+    "PROTOCOLS", "BUCKET", "Degraded", "bicubic", "comparison_panel", "degrade", "evaluate",
+    "evaluate_model", "format_table", "model_upscaler", "write_results",
 ]
 
-Protocol = Literal["y", "rgb"]
 Upscaler = Callable[[np.ndarray], np.ndarray]
-PROTOCOLS = ("y", "rgb")
 BUCKET = 64
-_MIN_EVAL_SIZE = 11  # the SSIM window
-
-
-@dataclasses.dataclass(frozen=True)
-class Degraded:
-  """An evaluation pair: model input and the reference plane the metrics compare with.
-
-  Attributes:
-    name: image name.
-    lr: float32 ``[h, w, C]`` in [0, 1] (C = 1 for ``y``, 3 for ``rgb``).
-    hr: uint8 ``[scale*h, scale*w, C]``, the modcropped reference image.
-    hr_y: float64 ``[scale*h, scale*w, 1]``, its Y plane in 0..255 as the protocol defines.
-  """
-  name: str
-  lr: np.ndarray
-  hr: np.ndarray
-  hr_y: np.ndarray
-
-
-def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
-  """Crops ``[H, W, ...]`` to the largest size divisible by ``scale`` (top-left kept)."""
-  h, w = image.shape[:2]
-  return image[: h - h % scale, : w - w % scale]
-
-
-def y_uint8(image: np.ndarray) -> np.ndarray:
-  """MATLAB ``rgb2ycbcr`` Y of uint8 RGB ``[H, W, 3]``, rounded: uint8 ``[H, W, 1]``.
-
-  A 1-channel image is returned as is.
-  """
-  if image.shape[-1] == 1:
-    return image
-  return np.floor(_y_float(image) + 0.5).astype(np.uint8)
-
-
-def _y_float(image: np.ndarray) -> np.ndarray:
-  """Unrounded Y in 0..255 (float64 ``[H, W, 1]``) of uint8 RGB; a grey image as is."""
-  if image.shape[-1] == 1:
-    return image.astype(np.float64)
-  rgb = image.astype(np.float64) / 255.0
-  return (rgb @ np.asarray(metrics._Y_WEIGHTS) + 16.0)[..., None]  # pylint: disable=protected-access
 
 
 def degrade(image: EvalImage, *, scale: int, protocol: Protocol) -> Degraded:
-  """Makes the protocol's (LR, reference) pair from an HR uint8 image.
+  """The protocol's (LR, reference) pair of an evaluation image (``degradations.degrade``).
 
   Raises:
-    InputError: the image is too small for this scale.
+    InputError: an unknown protocol, or the image is too small for this scale.
   """
-  if protocol not in PROTOCOLS:
-    raise InputError(f"protocol: unknown value {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-  hr = image.hr
-  h, w = hr.shape[:2]
-  if h // scale < 1 or w // scale < 1 or (h // scale) * scale - 2 * scale < _MIN_EVAL_SIZE \
-      or (w // scale) * scale - 2 * scale < _MIN_EVAL_SIZE:
-    raise InputError(f"{image.name}: image of {h}x{w} is too small to evaluate at x{scale}")
-  if protocol == "y":
-    hr_plane = modcrop(y_uint8(hr), scale)
-    lr = imresize_lib.imresize_np(hr_plane.astype(np.float64) / 255.0, 1.0 / scale)
-    return Degraded(image.name, lr.astype(np.float32), hr_plane, hr_plane.astype(np.float64))
-  rgb = np.repeat(hr, 3, axis=-1) if hr.shape[-1] == 1 else hr
-  rgb = modcrop(rgb, scale)
-  lr = imresize_lib.imresize_np(rgb, 1.0 / scale)  # uint8 in, rounded uint8 out
-  return Degraded(image.name, (lr.astype(np.float64) / 255.0).astype(np.float32), rgb,
-                  _y_float(rgb))
+  return degradations.degrade(image.hr, scale=scale, protocol=protocol, name=image.name)
 
 
 def bicubic(scale: int) -> Upscaler:
@@ -136,7 +81,7 @@ def model_upscaler(module, variables, *, scale: int) -> tuple[Upscaler, Protocol
     if lr.shape[-1] != channels:
       raise InputError(
           f"the model takes {channels}-channel input but the protocol gives {lr.shape[-1]} "
-          f"(a Y-channel model needs --protocol y, an RGB model --protocol rgb)")
+          f"(a Y-channel model needs protocol='y', an RGB model protocol='rgb')", field="protocol")
     return inference.upscale(module, variables, np.asarray(lr), scale=scale)
 
   return upscale, ("y" if channels == 1 else "rgb")
@@ -193,7 +138,7 @@ def evaluate(upscale: Upscaler, images: Sequence[EvalImage], *, scale: int, prot
       raise InputError(f"{image.name}: model output shape {sr.shape} differs from the HR "
                        f"shape {pair.hr.shape} at x{scale}")
     sr_u8 = np.floor(np.clip(np.asarray(sr, np.float64), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    sr_y = sr_u8.astype(np.float64) if protocol == "y" else _y_float(sr_u8)
+    sr_y = sr_u8.astype(np.float64) if protocol == "y" else color.y_float(sr_u8)
     p, s = score(sr_y, pair.hr_y, crop=scale)
     rows.append({"name": image.name, "psnr": p, "ssim": s})
   return {
@@ -220,3 +165,64 @@ def format_table(results: Sequence[dict], *, model: str) -> str:
       row += f"{r['psnr']:.2f}/{r['ssim']:.4f}".ljust(width) if r else "-".ljust(width)
     lines.append(row)
   return "\n".join(lines)
+
+
+def write_results(path: str | os.PathLike, results: Sequence[dict], *, model: str,
+                  **extra: Any) -> pathlib.Path:
+  """Writes evaluation results as JSON, atomically; returns the path written.
+
+  The file is ``{"model": model, **extra, "results": results}`` (keys in this order,
+  ``indent=1``) with ``results`` the entries of :func:`evaluate`; ``extra`` holds
+  JSON-serialisable provenance such as ``weights=...`` and ``checkpoint=...``. The parent
+  folder is created; the JSON goes to ``<path>.tmp`` first and then replaces ``path``, so
+  readers never see a partial file.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps({"model": model, **extra, "results": list(results)}, indent=1))
+  tmp.replace(path)
+  return path
+
+
+def evaluate_model(module, variables, *, datasets: Sequence[str], scale: int,
+                   protocol: Protocol | None = None, data_dir: str | None = None) -> list[dict]:
+  """Evaluates a Flax SR model on several sets (``jaxsr.data.load_eval_set`` names or folders).
+
+  Args:
+    module, variables: the model and its variables (``model_upscaler``).
+    datasets: set names or folders, evaluated in this order.
+    scale: the upscaling factor.
+    protocol: ``'y'`` or ``'rgb'``; None: the model's default (``model_upscaler``).
+    data_dir: where named sets are found (None: ``$JAXSR_DATA_DIR``).
+
+  Returns:
+    One :func:`evaluate` entry per set.
+  """
+  upscale, default_protocol = model_upscaler(module, variables, scale=scale)
+  results = []
+  for spec in datasets:
+    name, images = load_eval_set(spec, data_dir=data_dir)
+    results.append(evaluate(upscale, images, scale=scale, protocol=protocol or default_protocol,
+                            dataset=name))
+  return results
+
+
+def comparison_panel(module, variables, *, dataset: str, scale: int,
+                     data_dir: str | None = None) -> np.ndarray:
+  """LR (nearest-neighbour enlarged) | bicubic | model | HR of the first image of ``dataset``.
+
+  The image is degraded with the protocol that suits the model (``y`` for 1-channel models,
+  ``rgb`` otherwise). Returns float32 ``[H, 4 * W, 3]`` in [0, 1] (a 1-channel panel is
+  repeated to 3 channels), ``H, W`` the modcropped HR size.
+  """
+  _, images = load_eval_set(dataset, data_dir=data_dir)
+  channels = getattr(module, "channels", 3)
+  pair = degrade(images[0], scale=scale, protocol="y" if channels == 1 else "rgb")
+  sr = np.clip(model_upscaler(module, variables, scale=scale)[0](pair.lr[None])[0], 0, 1)
+  smooth = np.clip(bicubic(scale)(pair.lr[None])[0], 0, 1)
+  lr_big = np.repeat(np.repeat(pair.lr, scale, 0), scale, 1)
+  panel = np.concatenate([lr_big, smooth, sr, pair.hr.astype(np.float32) / 255.0], axis=1)
+  if panel.shape[-1] == 1:
+    panel = np.repeat(panel, 3, -1)
+  return panel.astype(np.float32)

@@ -21,22 +21,35 @@ a zero-'same'-padded convolution next to the border must see zeros there,
 not the padded pixels (or, after the first layer, non-zero activations of
 the padded region). ``upscale`` therefore runs the model under a Flax method
 interceptor that receives each image's true size (as traced values, so they
-do not cause recompilation) and emulates the unpadded network exactly:
+do not cause recompilation) and emulates the unpadded network exactly. It
+knows no layer classes: every leaf layer declares its
+:class:`jaxsr.models.common.SpatialRule` (``spatial_rule()``, read through
+:func:`jaxsr.models.common.spatial_rule_of`), and the interceptor applies it:
 
-* inputs of every zero-padded convolution (``jaxsr.models.common.Conv``,
-  ``ConvTranspose``, ``flax.linen.Conv``/``ConvTranspose``) are multiplied by
-  the valid-region mask, so they see zeros beyond the true border;
-* inputs of edge-padded convolutions (SRCNN's default) are replaced by their
-  replicate extension of the valid region;
-* global average pooling (RCAN's channel attention) averages the valid region;
-* bicubic (MATLAB, symmetric borders) and bilinear (edge) upsampling get the
-  symmetric / edge extension of the valid region.
+* ``'zero'`` (zero-padded convolutions and transposed convolutions): the
+  input is multiplied by the valid-region mask, so the layer sees zeros
+  beyond the true border;
+* ``'edge'`` (edge-padded convolutions, SRCNN's default; bilinear
+  upsampling): the input is replaced by the replicate extension of its valid
+  region;
+* ``'symmetric'`` (MATLAB bicubic upsampling): the input is replaced by the
+  symmetric extension of its valid region, a few pixels larger, and the
+  output cropped back;
+* ``'mean'`` (global average pooling, RCAN's channel attention): the mean
+  over the valid region;
+* ``'pointwise'`` (1x1 convs, activations, nearest upsampling): nothing.
 
-Every spatially mixing layer of the jaxsr zoo is one of these modules, so
-bucketed output equals exact-size output up to float rounding (measured max
-difference ~1e-6 for all zoo models). A custom model that mixes pixels in
-other ways should be run with ``bucket=None`` (one compilation per distinct
-image shape).
+Modules that only compose other modules (they call at least one other
+module) need no rule. A leaf layer without one (a raw ``flax.linen.Conv``
+with a kernel larger than 1x1, ``ConvTranspose``, pooling, a user's layer),
+or one declaring ``'exact_size_only'`` ('valid' convolutions), makes
+bucketed inference raise :class:`jaxsr.errors.InputError` naming the layer:
+run such a model with ``bucket=None`` (one compilation per distinct image
+shape; tiles no larger than the images), which runs it unmodified. So
+bucketed output equals exact-size output up to float rounding for every
+model it runs (measured max difference ~1e-6 for all zoo models). The valid
+size of an activation follows from its size relative to the padded input, so
+layers must change resolution by a constant factor.
 
 Compilations for Set14 (14 images, 10 distinct sizes; LR = modcrop(HR) /
 scale), whole images, default ``bucket=64``, ``batch_size=1``: 4 at x4 (LR
@@ -74,13 +87,14 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr.errors import InputError
 from jaxsr.models import common
 
 Array = jax.Array
@@ -131,56 +145,86 @@ def _gather(x: Array, ih: Array, iw: Array) -> Array:
   return jax.vmap(lambda xi, a, b: xi[a][:, b])(x, ih, iw)
 
 
-def _make_interceptor(hb: int, wb: int, hv: Array, wv: Array):
-  """Interceptor emulating unpadded execution for inputs padded to ``hb x wb``."""
+def _where(mod: nn.Module) -> str:
+  path = '/'.join(str(p) for p in getattr(mod, 'path', ()) or ())
+  where = f"layer '{path}'" if path else 'the model itself'
+  return f"{where} ({type(mod).__module__}.{type(mod).__qualname__})"
 
-  def sizes(x):
-    h, w = x.shape[1], x.shape[2]
-    return h, w, _valid(hv, h, hb), _valid(wv, w, wb)
+
+def _spatial_interceptor(handle: Callable[..., Any], undeclared: Callable[[nn.Module], Exception]):
+  """A Flax interceptor that hands each spatial layer's ``__call__`` to ``handle``.
+
+  ``handle(mod, rule, next_fun, x, rest, kwargs)`` runs for every call on an
+  ``[N, H, W, C]`` array of a module with a :class:`~jaxsr.models.common.SpatialRule`
+  (``rule``). A module without one that calls other modules is a composition
+  and runs as it is; one that calls none is a leaf layer of unknown spatial
+  behaviour, and ``undeclared(mod)`` is raised.
+  """
+  open_calls: list[list[bool]] = []  # per open undeclared call: did it call another module?
 
   def interceptor(next_fun, args, kwargs, context):
-    mod = context.module
-    if context.method_name != '__call__' or not args:
+    if context.method_name != '__call__':
       return next_fun(*args, **kwargs)
-    x, rest = args[0], args[1:]
-    if isinstance(mod, common.Conv):
-      if mod.padding == 'valid' or (mod.kernel_size == 1 and mod.pad_amounts() == (0, 0)):
-        return next_fun(*args, **kwargs)
-      h, w, vh, vw = sizes(x)
-      if mod.padding == 'edge':
-        x = _gather(x, _edge_index(vh, h), _edge_index(vw, w))
-      else:
-        x = x * _mask(vh, vw, h, w).astype(x.dtype)
-      return next_fun(x, *rest, **kwargs)
-    if isinstance(mod, (nn.Conv, nn.ConvTranspose)) and isinstance(mod.padding, str) and (
-        mod.padding.upper() not in ('SAME', 'SAME_LOWER', 'VALID')):
-      return next_fun(*args, **kwargs)  # circular/reflect padding: not emulated
-    if isinstance(mod, (common.ConvTranspose, nn.Conv, nn.ConvTranspose)):
-      h, w, vh, vw = sizes(x)
-      return next_fun(x * _mask(vh, vw, h, w).astype(x.dtype), *rest, **kwargs)
-    if isinstance(mod, common.GlobalAvgPool):
-      h, w, vh, vw = sizes(x)
-      m = _mask(vh, vw, h, w).astype(x.dtype)
-      total = jnp.sum(x * m, axis=(1, 2), keepdims=True)
-      return total / (vh * vw).astype(x.dtype)[:, None, None, None]
-    if isinstance(mod, common.Upsample):
-      h, w, vh, vw = sizes(x)
-      s = mod.scale
-      if mod.method == 'bilinear':
-        x = _gather(x, _edge_index(vh, h), _edge_index(vw, w))
-        return next_fun(x, *rest, **kwargs)
-      if mod.method == 'bicubic':
-        margin = 4  # > the bicubic kernel's reach, so imresize never pads this array itself
-        x = _gather(x, _symmetric_index(vh, h + margin), _symmetric_index(vw, w + margin))
-        return next_fun(x, *rest, **kwargs)[:, :s * h, :s * w]
-    return next_fun(*args, **kwargs)
+    if open_calls:
+      open_calls[-1][0] = True
+    mod = context.module
+    if not args or getattr(args[0], 'ndim', 0) != 4:
+      return next_fun(*args, **kwargs)
+    rule = common.spatial_rule_of(mod)
+    if rule is not None:
+      return handle(mod, rule, next_fun, args[0], args[1:], kwargs)
+    open_calls.append([False])
+    try:
+      y = next_fun(*args, **kwargs)
+    finally:
+      composed = open_calls.pop()[0]
+    if not composed:
+      raise undeclared(mod)
+    return y
 
   return interceptor
 
 
-def _forward(model: nn.Module, variables: Any, x: Array, hv: Array, wv: Array) -> Array:
+def _bucketing_error(mod: nn.Module, why: str) -> InputError:
+  return InputError(
+      f"{_where(mod)} {why}, so inference on images padded to size buckets cannot reproduce "
+      "its unpadded output; use bucket=None (and no tile larger than an image) for exact results",
+      field='bucket')
+
+
+def _make_interceptor(hb: int, wb: int, hv: Array, wv: Array):
+  """Interceptor emulating unpadded execution for inputs padded to ``hb x wb``."""
+
+  def handle(mod, rule, next_fun, x, rest, kwargs):
+    kind = rule.valid_region
+    if kind == common.POINTWISE:
+      return next_fun(x, *rest, **kwargs)
+    if kind == common.EXACT_SIZE_ONLY:
+      raise _bucketing_error(mod, "declares that it works on exact sizes only")
+    h, w = x.shape[1], x.shape[2]
+    vh, vw = _valid(hv, h, hb), _valid(wv, w, wb)
+    if kind == common.ZERO:
+      return next_fun(x * _mask(vh, vw, h, w).astype(x.dtype), *rest, **kwargs)
+    if kind == common.MEAN:
+      total = jnp.sum(x * _mask(vh, vw, h, w).astype(x.dtype), axis=(1, 2), keepdims=True)
+      return total / (vh * vw).astype(x.dtype)[:, None, None, None]
+    index = {common.EDGE: _edge_index, common.SYMMETRIC: _symmetric_index}[kind]
+    m = rule.margin
+    y = next_fun(_gather(x, index(vh, h + m), index(vw, w + m)), *rest, **kwargs)
+    if m:
+      y = y[:, :round(rule.scale * h), :round(rule.scale * w)]
+    return y
+
+  return _spatial_interceptor(
+      handle, lambda mod: _bucketing_error(mod, "declares no spatial rule (spatial_rule())"))
+
+
+def _forward(model: nn.Module, variables: Any, x: Array, hv: Array, wv: Array,
+             padded: bool) -> Array:
   global _TRACES
   _TRACES += 1
+  if not padded:
+    return model.apply(variables, x)
   interceptor = _make_interceptor(x.shape[1], x.shape[2], hv, wv)
   with nn.intercept_methods(interceptor):
     return model.apply(variables, x)
@@ -194,7 +238,7 @@ def _jitted(model: nn.Module):
     key = ('id', id(model))
   fn = _CACHE.get(key)
   if fn is None:
-    fn = jax.jit(functools.partial(_forward, model))
+    fn = jax.jit(functools.partial(_forward, model), static_argnames='padded')
     _CACHE[key] = fn
   return fn
 
@@ -202,41 +246,35 @@ def _jitted(model: nn.Module):
 def receptive_radius(model: nn.Module, *, channels: int | None = None) -> float:
   """Receptive-field radius of ``model`` in LR pixels (an upper bound).
 
-  The sum, over every spatially mixing layer, of its reach in its own input
-  pixels converted to LR pixels (a 3x3 conv at x2 resolution reaches 0.5 LR
-  px; bicubic upsampling 2 px, bilinear 1 px; transposed convs their tap
-  reach), rounded up. Exact for chains of layers (all zoo models up to their
-  parallel upsampled-input branches). ``math.inf`` for models with global
-  pooling (RCAN), which no finite overlap makes exact.
+  The sum, over every layer met in a forward pass, of the ``reach`` its
+  :class:`~jaxsr.models.common.SpatialRule` declares (in its own input pixels)
+  converted to LR pixels (a 3x3 conv at x2 resolution reaches 0.5 LR px;
+  bicubic upsampling 2 px, bilinear 1 px; transposed convs their tap reach),
+  rounded up. Exact for chains of layers (all zoo models up to their parallel
+  upsampled-input branches). ``math.inf`` for models with global pooling
+  (RCAN), which no finite overlap makes exact.
 
   Tiled inference equals whole-image inference when
   ``tile_overlap >= 2 * receptive_radius(model)``.
+
+  Raises:
+    ValueError: a leaf layer of ``model`` declares no spatial rule.
   """
   c = channels or getattr(model, 'channels', 3)
   size = 32
   total = 0.
 
-  def interceptor(next_fun, args, kwargs, context):
+  def handle(mod, rule, next_fun, x, rest, kwargs):
+    del mod
     nonlocal total
-    mod = context.module
-    if context.method_name == '__call__' and args:
-      lr_per_px = size / args[0].shape[1]
-      if isinstance(mod, common.Conv):
-        total += max(mod.pad_amounts()) * lr_per_px if mod.padding != 'valid' else (
-            mod.kernel_size // 2 * lr_per_px)
-      elif isinstance(mod, common.ConvTranspose):
-        _, reach = common.subpixel_taps(mod.kernel_size, mod.strides, mod.padding)
-        total += reach * lr_per_px
-      elif isinstance(mod, (nn.Conv, nn.ConvTranspose)):
-        ks = mod.kernel_size if isinstance(mod.kernel_size, Sequence) else (mod.kernel_size,)
-        total += max(ks) // 2 * lr_per_px
-      elif isinstance(mod, common.Upsample):
-        total += {'bicubic': 2, 'bilinear': 1}.get(mod.method, 0) * lr_per_px
-      elif isinstance(mod, common.GlobalAvgPool):
-        total = float('inf')
-    return next_fun(*args, **kwargs)
+    total += rule.reach * (size / x.shape[1])
+    return next_fun(x, *rest, **kwargs)
 
-  with nn.intercept_methods(interceptor):
+  def undeclared(mod):
+    return ValueError(f"{_where(mod)} declares no spatial rule (spatial_rule()), so its "
+                      "receptive field is unknown")
+
+  with nn.intercept_methods(_spatial_interceptor(handle, undeclared)):
     jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, c))))
   return float(np.ceil(total)) if np.isfinite(total) else float('inf')
 
@@ -320,8 +358,12 @@ def plan_compilations(shapes: Sequence[tuple[int, ...]], *, tile: int | None = N
 
 
 def _run_padded(fn, variables, items: list[tuple[np.ndarray, int, int]], shape: tuple[int, int],
-                batch_size: int, precision: str | None) -> list[np.ndarray]:
-  """Runs crops ``(array, h, w)`` (each at most ``shape``) padded to ``shape``; returns outputs."""
+                batch_size: int, precision: str | None, padded: bool) -> list[np.ndarray]:
+  """Runs crops ``(array, h, w)`` (each at most ``shape``) padded to ``shape``; returns outputs.
+
+  ``padded=False`` promises that every crop has exactly ``shape`` and runs the
+  model as it is, without valid-region emulation.
+  """
   hb, wb = shape
   outs = []
   for chunk in _chunks(items, batch_size):
@@ -334,7 +376,8 @@ def _run_padded(fn, variables, items: list[tuple[np.ndarray, int, int]], shape: 
       x[j] = np.pad(im, ((0, hb - h), (0, wb - w), (0, 0)), mode='edge')
       hv[j], wv[j] = h, w
     with jax.default_matmul_precision(precision):
-      y = np.asarray(fn(variables, jnp.asarray(x), jnp.asarray(hv), jnp.asarray(wv)))
+      y = np.asarray(fn(variables, jnp.asarray(x), jnp.asarray(hv), jnp.asarray(wv),
+                        padded=padded))
     outs.extend(y[j] for j in range(len(chunk)))
   return outs
 
@@ -347,7 +390,8 @@ def _run_whole(fn, variables, imgs, scale, bucket, batch_size, precision):
   out: list[np.ndarray | None] = [None] * len(imgs)
   for (hb, wb, _), idxs in groups.items():
     items = [(imgs[i], imgs[i].shape[0], imgs[i].shape[1]) for i in idxs]
-    ys = _run_padded(fn, variables, items, (hb, wb), batch_size, precision)
+    ys = _run_padded(fn, variables, items, (hb, wb), batch_size, precision,
+                     padded=bool(bucket))
     for i, y in zip(idxs, ys):
       h, w = imgs[i].shape[:2]
       out[i] = y[:h * scale, :w * scale]
@@ -367,7 +411,8 @@ def _run_tiled(fn, variables, imgs, scale, tile, overlap, batch_size, precision)
   results = {}
   for c, job in jobs.items():
     items = [(imgs[i][y0:y0 + th, x0:x0 + tw], th, tw) for i, y0, x0, th, tw in job]
-    ys = _run_padded(fn, variables, items, (tile, tile), batch_size, precision)
+    padded = any(th < tile or tw < tile for _, _, _, th, tw in job)
+    ys = _run_padded(fn, variables, items, (tile, tile), batch_size, precision, padded)
     for key, y in zip(job, ys):
       results[key[:3]] = y
   out = []
@@ -407,7 +452,8 @@ def upscale(model: nn.Module, params: Any, images: Any, *, scale: int | None = N
     self_ensemble: average over the 8 flips/rotations (x8 the cost).
     batch_size: most images (or tiles) per forward pass.
     bucket: pad sizes up to multiples of this (None: exact sizes, one
-      compilation per distinct shape).
+      compilation per distinct shape, and the model runs unmodified; needed
+      by models with a layer that declares no spatial rule).
     precision: ``jax.default_matmul_precision`` during the forward pass
       ('highest' keeps float32 convolutions on TPU/GPU, as evaluation needs).
 
@@ -455,3 +501,56 @@ def upscale(model: nn.Module, params: Any, images: Any, *, scale: int | None = N
   if structure == 'single':
     return outs[0]
   return outs
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+  """0..255 floats -> uint8, clipped and rounded half up."""
+  return np.floor(np.clip(x, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def upscale_image(image: np.ndarray, model: nn.Module, variables: Any, *, scale: int,
+                  luma: str | None = None, **upscale_kw: Any) -> np.ndarray:
+  """Super-resolves one image file's pixels: uint8 ``[H, W, 1|3]`` -> uint8 ``[sH, sW, same C]``.
+
+  RGB models (``model.channels == 3``, the default) get the RGB image; a grey image is
+  replicated to 3 channels and the mean of the output's channels is returned as grey.
+  1-channel (Y) models upscale only the luma of a colour image: it is converted to YCbCr of
+  the standard ``luma`` (``'matlab'``, the default for None, or ``'opencv'``: see
+  ``jaxsr.color``; the one the weights were trained on), the model upscales Y / 255, Cb and Cr
+  are upscaled with MATLAB bicubic, and the result is converted back to RGB. A grey image is
+  its own Y. Output values are clipped to 0..255 and rounded half up.
+
+  Args:
+    image: uint8 ``[H, W, 1]`` or ``[H, W, 3]``.
+    model: a Flax SR module with a ``scale`` (and ``channels``, default 3).
+    variables: its variables.
+    scale: the upscaling factor.
+    luma: the YCbCr standard of a Y model (ignored by RGB models).
+    **upscale_kw: options of :func:`upscale` (``tile``, ``tile_overlap``,
+      ``self_ensemble``, ``batch_size``, ...).
+
+  Raises:
+    InputError: a model with other than 1 or 3 channels.
+  """
+  from jaxsr import color  # pylint: disable=g-import-not-at-top
+  from jaxsr import imresize  # pylint: disable=g-import-not-at-top
+  from jaxsr.errors import InputError  # pylint: disable=g-import-not-at-top
+
+  channels = int(getattr(model, 'channels', 3))
+
+  def run(x: np.ndarray) -> np.ndarray:
+    return upscale(model, variables, x.astype(np.float32), scale=scale,
+                   **upscale_kw).astype(np.float64)
+
+  if channels == 3:
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+    sr = run(rgb / 255.0) * 255.0
+    return _to_uint8(sr.mean(-1, keepdims=True) if image.shape[-1] == 1 else sr)
+  if channels != 1:
+    raise InputError(f'upscale_image: models with {channels} channels are not supported')
+  if image.shape[-1] == 1:
+    return _to_uint8(run(image / 255.0) * 255.0)
+  ycbcr = color.rgb_to_ycbcr(image, standard=luma)
+  y = run(ycbcr[..., :1] / 255.0) * 255.0
+  chroma = imresize.imresize_np(ycbcr[..., 1:], scale)
+  return _to_uint8(color.ycbcr_to_rgb(np.concatenate([y, chroma], -1), standard=luma))

@@ -9,9 +9,10 @@ Contract:
   * ``ssim``: Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), 'valid' filtering,
     K1 = 0.01, K2 = 0.03, L = ``max_value``, population statistics; the mean of the SSIM map,
     averaged over channels (as BasicSR and MATLAB's ``ssim`` on one channel do).
-  * ``rgb_to_y``: MATLAB ``rgb2ycbcr`` luma, ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` with
-    R, G, B in [0, 1], returned divided by 255 (range [16/255, 235/255]) so it stays in the
-    [0, 1] convention. Not rounded; see ``quantize``.
+  * ``rgb_to_y`` (defined in ``jaxsr.color``, offered here beside the metrics it feeds): MATLAB
+    ``rgb2ycbcr`` luma, ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` with R, G, B in [0, 1],
+    returned divided by 255 (range [16/255, 235/255]) so it stays in the [0, 1] convention.
+    Not rounded; see ``quantize``.
   * Everything is pure, jit-able and vmap-able; convolutions and reductions run in float32
     with ``Precision.HIGHEST`` and a per-image centring that keeps SSIM within 1e-5 of a
     float64 reference (and in float64 when ``jax_enable_x64`` is on and float64 is passed).
@@ -26,34 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr.color import rgb_to_y
+
 __all__ = [
     "psnr", "ssim", "ssim_map", "rgb_to_y", "crop_border", "quantize", "psnr_masked",
     "ssim_masked", "gaussian_window",
 ]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
-_Y_WEIGHTS = (65.481, 128.553, 24.966)
-
-
-def rgb_to_y(images: jax.Array, *, keepdims: bool = True) -> jax.Array:
-  """MATLAB ``rgb2ycbcr`` luma of RGB images in [0, 1], divided by 255.
-
-  Args:
-    images: ``[..., 3]`` float in [0, 1] (a 1-channel input is returned unchanged: a grey
-      image is its own Y, as in the published protocol).
-    keepdims: keep a trailing channel dimension of size 1.
-
-  Returns:
-    ``[..., 1]`` (or ``[...]``) float in [16/255, 235/255].
-  """
-  images = jnp.asarray(images)
-  if images.shape[-1] == 1:
-    return images if keepdims else images[..., 0]
-  if images.shape[-1] != 3:
-    raise ValueError(f"rgb_to_y: expected 1 or 3 channels, got shape {images.shape}")
-  weights = jnp.asarray(_Y_WEIGHTS, images.dtype)
-  y = (jnp.einsum("...c,c->...", images, weights, precision=_HIGHEST) + 16.0) / 255.0
-  return y[..., None] if keepdims else y
 
 
 def crop_border(images: jax.Array, crop: int) -> jax.Array:

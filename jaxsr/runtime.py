@@ -5,15 +5,21 @@ convolution on one core; without them XLA's own kernels use all cores (1.2-1.6x 
 inference on 2 cores, BENCHMARKS.md). XLA reads ``XLA_FLAGS`` when its CPU client starts, so
 this must run before the first JAX computation; it changes nothing if ``XLA_FLAGS`` already
 names the option, if ``JAXSR_XLA_DEFAULTS=1`` is set, or on a jaxlib other than the 0.10 series
-it was measured with (an unknown flag would abort XLA). Libraries never call it: importing
-jaxsr leaves the process's settings alone.
+it was measured with (an unknown flag would abort XLA).
+
+``hide_accelerators_from_tensorflow()`` makes TensorFlow, which jaxsr uses only for tfds
+input on the host, see no GPU, so it does not reserve accelerator memory that JAX needs. It
+must run before TensorFlow initialises its devices (before the first tf.data work).
+
+Libraries never call these: importing jaxsr leaves the process's settings alone; the entry
+points do.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["configure_xla_cpu"]
+__all__ = ["configure_xla_cpu", "hide_accelerators_from_tensorflow"]
 
 _FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 
@@ -27,4 +33,26 @@ def configure_xla_cpu() -> bool:
       or not jaxlib.__version__.startswith("0.10.")):
     return False
   os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}".strip()
+  return True
+
+
+def hide_accelerators_from_tensorflow() -> bool:
+  """Hides GPUs from TensorFlow; returns whether it did.
+
+  Imports TensorFlow only when it is installed; without it, does nothing and returns False.
+  Call it before TensorFlow's first use: once TensorFlow has set up its devices they cannot be
+  changed, and this warns and returns False.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+
+  if importlib.util.find_spec("tensorflow") is None:
+    return False
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError as e:  # TensorFlow's devices are already initialised
+    warnings.warn(f"TensorFlow keeps its GPUs: {e}", stacklevel=2)
+    return False
   return True

@@ -25,18 +25,23 @@ if args.coordinator:
 import ml_collections  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from jaxsr import optim
 from jaxsr import parallel
 from jaxsr import train_lib
+from jaxsr.recipes import test as test_recipe
+from jaxsr.tasks import base
+from jaxsr.tasks import psnr
 
-config = ml_collections.ConfigDict(dict(learning_rate=1e-3, schedule="constant", num_train_steps=10,
-                                        optimizer="adam", grad_clip_norm=1.0))
-model = train_lib.model_from_config(ml_collections.ConfigDict(
+config = test_recipe.get_config()
+config.update(learning_rate=1e-3, schedule="constant", num_train_steps=10, optimizer="adam",
+              grad_clip_norm=1.0)
+model = base.model_from_config(ml_collections.ConfigDict(
     dict(model="edsr_baseline", scale=2, model_overrides=dict(num_feat=8, num_block=1))))
-tx, schedule = train_lib.make_optimizer(config)
+tx, schedule = optim.make_optimizer(config)
 mesh = parallel.make_mesh()
-init = parallel.replicate(train_lib.create_train_state(
+init = parallel.replicate(base.create_train_state(
     model, tx, key=jax.random.key(0), lr_shape=(1, 6, 6, 3), ema=True), mesh)
-step_fn = train_lib.make_train_step(model, tx, schedule, loss="l1", ema_decay=0.9)
+step_fn = psnr.make_train_step(model, tx, schedule, loss="l1", ema_decay=0.9)
 shardings = (jax.tree.map(lambda _: parallel.replicated(mesh), init), parallel.replicated(mesh))
 rng = np.random.RandomState(0)
 per_host = 8 // jax.process_count()

@@ -536,7 +536,7 @@ def test_fsrcnn_pytorch_files_load():
 
 
 def _eval(tmp_path, **kw):
-  import eval as eval_script  # pylint: disable=g-import-not-at-top
+  from jaxsr.commands import evaluate as eval_script  # pylint: disable=g-import-not-at-top
 
   defaults = dict(model="bicubic", datasets="set5", scales=None, protocol=None,
                   data_dir=str(shared_path("data")), output_json=None)
@@ -568,10 +568,10 @@ def test_eval_checkpoint_equals_weights(tmp_path):
   with pytest.raises(InputError, match="x3 model"):
     _eval(tmp_path, checkpoint=str(tmp_path / "espcn"), scales="2", datasets="embedded",
           data_dir=None)
-  with pytest.raises(InputError, match="--protocol y"):
+  with pytest.raises(InputError, match="protocol='y'"):
     _eval(tmp_path, checkpoint=str(tmp_path / "espcn"), protocol="rgb", datasets="embedded",
           data_dir=None)
-  with pytest.raises(InputError, match="needs --model"):
+  with pytest.raises(InputError, match="model: the registry name"):
     _eval(tmp_path, weights=str(path), datasets="embedded", data_dir=None)
   with pytest.raises(InputError, match="no jaxsr checkpoint"):
     _eval(tmp_path, checkpoint=str(tmp_path / "nothing"), datasets="embedded", data_dir=None)

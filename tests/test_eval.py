@@ -12,15 +12,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxsr import degradations
 from jaxsr import eval_lib
 from jaxsr.data import load_eval_set
 from jaxsr.data.eval_sets import EvalImage
 from jaxsr.errors import InputError
 from conftest import REPO, shared_path
 
-import eval as eval_script  # the top-level script
+from jaxsr.commands import evaluate as eval_script  # the program of eval.py / jaxsr eval
 
-# DESIGN.md section 5 (published) and section 4 (independent float64 reference, rgb protocol).
+# PUBLISHED_Y: the bicubic rows of the y protocol as the SR papers print them (2 decimals of dB,
+# 4 of SSIM). Set5 matches to that precision; Set14 differs by up to 0.0095 dB / 0.0006, a gap
+# not traced to a cause, hence its wider tolerance. REFERENCE_RGB: bicubic under the rgb
+# protocol as computed by a separate float64 implementation of it; jaxsr must agree to
+# 0.001 dB and 1e-5 SSIM.
 PUBLISHED_Y = {
     ("Set5", 2): (33.66, 0.9299), ("Set5", 3): (30.39, 0.8682), ("Set5", 4): (28.42, 0.8104),
     ("Set14", 2): (30.24, 0.8688), ("Set14", 3): (27.55, 0.7742), ("Set14", 4): (26.00, 0.7027),
@@ -94,6 +99,8 @@ def test_degrade_shapes_and_modcrop():
   np.testing.assert_array_equal(np.round(pair.lr * 255), np.round(pair.lr * 255).astype(np.uint8))
   pair = eval_lib.degrade(EvalImage("x", hr), scale=4, protocol="y")
   assert pair.lr.shape == (12, 11, 1) and pair.hr_y.shape == (48, 44, 1)
+  same = degradations.degrade(hr, scale=4, protocol="y", name="x")  # what eval_lib wraps
+  assert same.name == pair.name and np.array_equal(same.lr, pair.lr)
 
 
 def test_a_perfect_model_scores_infinite_psnr_and_unit_ssim():

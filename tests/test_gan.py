@@ -1,18 +1,21 @@
-"""GAN training through train_lib's loop: finite losses, both players learn, resume, init_from."""
+"""GAN training (jaxsr.tasks.gan) through train_lib's loop: finite losses, both players learn,
+resume, init_from; the GAN recipes."""
 
 from __future__ import annotations
 
 import json
 
+import flax
 import jax
 import numpy as np
 import pytest
 
 from jaxsr import checkpoint as ckpt_lib
-from jaxsr import gan_lib
+from jaxsr import tasks
 from jaxsr import train_lib
 from jaxsr.convert import vgg as convert_vgg
 from jaxsr.errors import InputError
+from jaxsr.tasks import gan
 from configs import esrgan_x4
 from configs import gan_test
 from configs import srgan_x4
@@ -78,7 +81,7 @@ def test_esrgan_loop_trains_both_players_checkpoints_and_resumes(tmp_path):
   _, saved, _ = manager.restore()
   assert set(saved) == {"step", "params", "opt_state", "batch_stats", "ema_params", "d_params",
                         "d_opt_state", "d_batch_stats"}  # the frozen VGG is not saved
-  init = gan_lib.GANTask(config).init_state(key=jax.random.key(int(config.seed)))
+  init = gan.GANTask(config).init_state(key=jax.random.key(int(config.seed)))
   assert _tree_diff(saved["params"], init.params) > 0
   assert _tree_diff(saved["d_params"], init.d_params) > 0
   assert _tree_diff(saved["d_batch_stats"], init.d_batch_stats) > 0
@@ -103,8 +106,13 @@ def test_esrgan_loop_trains_both_players_checkpoints_and_resumes(tmp_path):
 
 def test_generator_starts_from_a_psnr_checkpoint(tmp_path):
   config = _config(num_train_steps=1, eval_datasets="")
-  task = gan_lib.GANTask(config)
+  task = tasks.make_task(config)
+  assert isinstance(task, gan.GANTask)
   state = task.init_state(key=jax.random.key(0))
+  assert isinstance(state, tasks.TrainState)  # the generator under TrainState's fields
+  # Checkpoints leave out the frozen VGG, without changing flax's own serialisation of the class.
+  assert "vgg" not in task.state_dict(state) and state.vgg
+  assert "vgg" in flax.serialization.to_state_dict(state)
   psnr_params = jax.tree.map(lambda p: np.asarray(p) + 0.01,
                              task.init_state(key=jax.random.key(5)).params)
   ckpt_lib.save_model(tmp_path / "psnr", {"params": psnr_params}, model="rrdbnet", scale=4,
@@ -112,6 +120,8 @@ def test_generator_starts_from_a_psnr_checkpoint(tmp_path):
   _, variables, _ = ckpt_lib.load_model(tmp_path / "psnr")
   started = task.init_from(state, variables)
   assert _tree_diff(started.params, psnr_params) == 0
+  back = task.restore_state(state, task.state_dict(started))
+  assert _tree_diff(back.params, psnr_params) == 0 and back.vgg is state.vgg
   assert _tree_diff(started.ema_params, psnr_params) == 0
   assert _tree_diff(started.d_params, state.d_params) == 0
   # Through the loop: one step from the PSNR weights moves them by about one Adam step.
@@ -124,21 +134,25 @@ def test_generator_starts_from_a_psnr_checkpoint(tmp_path):
 def test_missing_vgg_weights_is_one_clear_line(monkeypatch):
   monkeypatch.delenv(convert_vgg.ENV_VAR, raising=False)
   with pytest.raises(InputError, match="vgg19-dcbb9e9d.pth") as e:
-    gan_lib.GANTask(_config(vgg_weights=None))
+    gan.GANTask(_config(vgg_weights=None))
   assert "\n" not in str(e.value) and "python -m jaxsr.convert.vgg" in str(e.value)
   with pytest.raises(InputError, match="config.vgg_weights: /absent/vgg.npz: no such file"):
-    gan_lib.GANTask(_config(vgg_weights="/absent/vgg.npz"))
+    gan.GANTask(_config(vgg_weights="/absent/vgg.npz"))
   monkeypatch.setenv(convert_vgg.ENV_VAR, "random")
   with pytest.raises(InputError, match="config.gan_type"):
-    gan_lib.GANTask(_config(gan_type="wgan"))
+    gan.GANTask(_config(gan_type="wgan"))
   with pytest.raises(InputError, match="config.d_model"):
-    gan_lib.GANTask(_config(d_model="nope"))
+    gan.GANTask(_config(d_model="nope"))
+  config = _config()
+  config.perceptual_layers = {}  # (update() would merge the dicts)
+  with pytest.raises(InputError, match="config.perceptual_layers: empty while"):
+    gan.GANTask(config)
 
 
 def test_recipes(monkeypatch):
   monkeypatch.setenv(convert_vgg.ENV_VAR, "random")  # construction checks that weights exist
   esr = esrgan_x4.get_config()
-  task = gan_lib.GANTask(esr)
+  task = gan.GANTask(esr)
   assert type(task.model).__name__ == "RRDBNet" and task.model.num_block == 23
   assert type(task.discriminator).__name__ == "VGGStyleDiscriminator"
   assert task.perceptual_layers == {"conv5_4": 1.0} and esr.gan_type == "ragan"
@@ -148,7 +162,7 @@ def test_recipes(monkeypatch):
       [1e-4, 5e-5, 2.5e-5, 6.25e-6], rel=1e-6)
   assert float(task.d_schedule(200_000)) == pytest.approx(1.25e-5, rel=1e-6)
   sr = srgan_x4.get_config()
-  task = gan_lib.GANTask(sr)
+  task = gan.GANTask(sr)
   assert type(task.discriminator).__name__ == "SRGANDiscriminator"
   assert task.perceptual_layers == {"relu5_4": pytest.approx(1.0)} and sr.gan_type == "vanilla"
   assert sr.adversarial_weight == 1e-3 and sr.lr_patch_size * sr.scale == 96

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxsr import errors
 from jaxsr import inference
 from jaxsr import models
+from jaxsr.models import common
 from jaxsr.models import registry
 
+# A small variant of every registered SR model.
 TINY = {
     'srcnn': dict(n1=8, n2=4),
+    'srcnn_915': dict(n1=8, n2=4),
+    'srcnn_935': dict(n1=8, n2=4),
+    'srcnn_955': dict(n1=8, n2=4),
     'fsrcnn': dict(d=8, s=4, m=1),
+    'fsrcnn_s': dict(d=6, s=3),
+    'edsr': dict(num_feat=8, num_block=2),
     'espcn': dict(n1=8, n2=4),
     'vdsr': dict(depth=3, num_feat=8),
     'edsr_baseline': dict(num_feat=8, num_block=1),
@@ -88,6 +97,10 @@ def test_structures_and_odd_sizes():
     inference.upscale(model, variables, (single * 255).astype(np.uint8))
 
 
+def test_tiny_variants_cover_the_registry():
+  assert sorted(TINY) == sorted(models.list_models('sr'))
+
+
 @pytest.mark.parametrize('name', sorted(TINY))
 def test_bucketed_output_equals_unpadded(name):
   model, variables = _tiny(name, 2)
@@ -134,6 +147,45 @@ def test_receptive_radius_reference_models():
   radius = {n: inference.receptive_radius(models.get_model(n, scale=4)) for n in
             ('edsr_baseline', 'vdsr', 'rcan')}
   assert radius == {'edsr_baseline': 36, 'vdsr': 7, 'rcan': float('inf')}
+
+
+# receptive_radius of every registry model (reference configurations), pinned from the code that
+# checked layer classes in jaxsr.inference before the layers declared their own reach.
+RADII = {
+    ('srcnn', 2): 6, ('srcnn', 3): 5, ('srcnn', 4): 4,
+    ('srcnn_915', 2): 5, ('srcnn_915', 3): 4, ('srcnn_915', 4): 4,
+    ('srcnn_935', 2): 6, ('srcnn_935', 3): 5, ('srcnn_935', 4): 4,
+    ('srcnn_955', 2): 6, ('srcnn_955', 3): 5, ('srcnn_955', 4): 4,
+    ('fsrcnn', 2): 8, ('fsrcnn', 3): 8, ('fsrcnn', 4): 7,
+    ('fsrcnn_s', 2): 5, ('fsrcnn_s', 3): 5, ('fsrcnn_s', 4): 4,
+    ('espcn', 2): 4, ('espcn', 3): 4, ('espcn', 4): 4,
+    ('vdsr', 2): 12, ('vdsr', 3): 9, ('vdsr', 4): 7,
+    ('edsr', 2): 68, ('edsr', 3): 68, ('edsr', 4): 68,
+    ('edsr_baseline', 2): 36, ('edsr_baseline', 3): 36, ('edsr_baseline', 4): 36,
+    ('rcan', 2): float('inf'), ('rcan', 3): float('inf'), ('rcan', 4): float('inf'),
+    ('srresnet', 2): 40, ('srresnet', 3): 40, ('srresnet', 4): 40,
+    ('msrresnet', 2): 36, ('msrresnet', 3): 36, ('msrresnet', 4): 36,
+    ('rrdbnet', 2): 349, ('rrdbnet', 3): 348, ('rrdbnet', 4): 349,
+    ('srgan_discriminator', None): 30, ('esrgan_discriminator', None): 62, ('vgg19', None): 118,
+}
+# Variants with other layer settings (padding modes, heads, kernel sizes, x8).
+RADII_VARIANTS = [
+    ('srcnn', 3, dict(padding='zero'), 5), ('srcnn', 3, dict(padding='valid'), 5),
+    ('srcnn', 2, dict(upsample=False), 8), ('fsrcnn', 3, dict(head='subpixel'), 7),
+    ('fsrcnn', 2, dict(head='subpixel'), 8),
+    ('fsrcnn', 3, dict(head='subpixel', subpixel_kernel=1), 6), ('fsrcnn', 8, {}, 7),
+    ('edsr_baseline', 8, {}, 36), ('srresnet', 8, {}, 40), ('espcn', 3, dict(channels=3), 4),
+]
+
+
+def test_receptive_radius_of_every_registry_model():
+  names = {n for n, _ in RADII}
+  assert names == set(models.list_models('all'))
+  got = {(n, s): inference.receptive_radius(models.get_model(n, scale=s)) for n, s in RADII}
+  assert got == RADII
+  for name, scale, overrides, radius in RADII_VARIANTS:
+    model = models.get_model(name, scale=scale, **overrides)
+    assert inference.receptive_radius(model) == radius, (name, scale, overrides)
 
 
 def test_tiling_too_small_overlap_differs():
@@ -210,7 +262,13 @@ def test_batched_equals_unbatched():
 
 
 def _fsrcnn_pytorch_variables(state):
-  """Maps the fsrcnn_pytorch state dict (DESIGN.md section 7) onto jaxsr's FSRCNN."""
+  """Maps a state dict of the fsrcnn_pytorch weights onto jaxsr's FSRCNN.
+
+  That model keeps its layers in ``first_part`` (conv 5x5 + PReLU), ``mid_part``
+  (shrink, the mapping convs and expand, each followed by a PReLU, so PReLU
+  slopes sit at the odd indices) and ``last_part`` (the 9x9 ``ConvTranspose2d``,
+  weight ``[in, out, kh, kw]``); conv weights are ``[out, in, kh, kw]``.
+  """
   names = {'first_part.0': 'extract', 'first_part.1': 'extract_prelu', 'mid_part.0': 'shrink',
            'mid_part.1': 'shrink_prelu', 'mid_part.10': 'expand', 'mid_part.11': 'expand_prelu',
            'last_part': 'deconv'}
@@ -263,3 +321,124 @@ def test_fsrcnn_pytorch_weights_reproduce_published_set5(scale, published):
   psnrs = [10 * np.log10(1. / np.mean((np.clip(sr[..., 0], 0, 1) - hr) ** 2))
            for sr, hr in zip(srs, hrs)]
   assert abs(np.mean(psnrs) - published) < 0.05, np.mean(psnrs)
+
+
+# ----------------------------------------------------------------------------
+# Spatial rules: what the interceptor reads instead of layer classes.
+
+
+class _WithLayer(nn.Module):
+  """3x3 conv -> ``layer`` -> depth_to_space(2): a x2 model around one layer under test."""
+  layer: nn.Module
+  scale: int = 2
+  channels: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    x = common.Conv(4, 3, name='conv_in')(x)
+    x = self.layer(x)
+    return common.depth_to_space(common.Conv(4, 3, name='conv_out')(x), 2)
+
+
+class _BoxBlur(nn.Module):
+  """A user layer that mixes pixels and declares nothing."""
+
+  @nn.compact
+  def __call__(self, x):
+    p = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return sum(p[:, i:i + x.shape[1], j:j + x.shape[2]] for i in range(3) for j in range(3)) / 9
+
+
+@pytest.mark.parametrize('layer', [nn.Conv(4, (3, 3)), nn.ConvTranspose(4, (3, 3)), _BoxBlur()])
+def test_undeclared_spatial_layer_refuses_bucketing(layer):
+  model = _WithLayer(layer)
+  im = _images([(13, 7)], 1, seed=8)[0]
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  with pytest.raises(errors.InputError, match='bucket=None') as info:
+    inference.upscale(model, variables, im, bucket=16)
+  message = str(info.value)
+  assert '\n' not in message
+  assert f"layer 'layer' ({type(layer).__module__}.{type(layer).__qualname__})" in message
+  with pytest.raises(errors.InputError, match='bucket=None'):  # a tile larger than the image
+    inference.upscale(model, variables, im, tile=16, tile_overlap=4)
+  with pytest.raises(ValueError, match="layer 'layer' "):
+    inference.receptive_radius(model)
+  # Exact sizes run the model unmodified, whole or in tiles that fit the image.
+  want = _direct(model, variables, im)
+  np.testing.assert_allclose(inference.upscale(model, variables, im, bucket=None), want,
+                             atol=1e-6)
+  tiled = inference.upscale(model, variables, im, bucket=None, tile=7, tile_overlap=6)
+  assert tiled.shape == want.shape
+
+
+@pytest.mark.parametrize('layer', [
+    nn.Conv(4, (1, 1)), nn.Dense(4), nn.LayerNorm(), nn.PReLU(), common.PReLU(),
+    common.Upsample(1, 'nearest'),
+])
+def test_pointwise_flax_layers_run_bucketed_exactly(layer):
+  model = _WithLayer(layer)
+  variables = random_variables(model, jnp.zeros((1, 8, 8, 1)), seed=9)
+  ims = _images([(13, 7), (5, 11)], 1, seed=9)
+  outs = inference.upscale(model, variables, ims, bucket=16, batch_size=2)
+  for o, im in zip(outs, ims):
+    assert _max_rel_diff(o, _direct(model, variables, im)) < 1e-5
+
+
+def test_valid_convolutions_refuse_bucketing():
+  model = models.get_model('srcnn', scale=2, padding='valid', n1=4, n2=2)
+  variables = random_variables(model, jnp.zeros((1, 16, 16, 1)))
+  im = _images([(10, 9)], 1)[0]
+  with pytest.raises(errors.InputError, match=r"layer 'conv1' \(.*exact sizes only.*bucket=None"):
+    inference.upscale(model, variables, im, bucket=16)
+  out = inference.upscale(model, variables, im, bucket=None)
+  assert out.shape == (20 - 16, 18 - 16, 1)  # 9-5-5 'valid' shrinks by 16 HR pixels
+
+
+def test_declared_resolution_change_matches_shapes():
+  """Every spatial rule met in the registry's models states its layer's output size."""
+  seen = set()
+
+  def check(next_fun, args, kwargs, context):
+    y = next_fun(*args, **kwargs)
+    if context.method_name != '__call__' or not args or getattr(args[0], 'ndim', 0) != 4:
+      return y
+    rule = common.spatial_rule_of(context.module)
+    if rule is not None:
+      h = args[0].shape[1]
+      seen.add(rule.valid_region)
+      if rule.valid_region == common.MEAN:
+        assert y.shape[1:3] == (1, 1)
+      elif rule.valid_region != common.EXACT_SIZE_ONLY:
+        assert y.shape[1] == round(h * rule.scale), (context.module.path, rule, h, y.shape)
+    return y
+
+  cases = [(n, 3 if n.startswith(('srcnn', 'fsrcnn', 'espcn')) else 2, TINY[n]) for n in TINY]
+  cases += [('fsrcnn', 3, dict(head='subpixel')), ('srgan_discriminator', None, {}),
+            ('esrgan_discriminator', None, {}), ('vgg19', None, {}),
+            ('srcnn', 3, dict(padding='valid'))]
+  with nn.intercept_methods(check):
+    for name, scale, overrides in cases:
+      model = models.get_model(name, scale=scale, **overrides)
+      registry.abstract_variables(
+          model, jax.ShapeDtypeStruct((1, 32, 32, getattr(model, 'channels', 3)), jnp.float32))
+  assert seen == set(common.VALID_REGION_RULES)
+
+
+class _DeclaredBoxBlur(_BoxBlur):
+  """The same user layer, declaring its zero padding."""
+
+  @nn.nowrap
+  def spatial_rule(self):
+    return models.SpatialRule('zero', reach=1)
+
+
+def test_user_layer_with_a_spatial_rule_runs_bucketed_exactly():
+  model = _WithLayer(_DeclaredBoxBlur())
+  variables = random_variables(model, jnp.zeros((1, 8, 8, 1)), seed=10)
+  ims = _images([(13, 7), (6, 10)], 1, seed=10)
+  outs = inference.upscale(model, variables, ims, bucket=16, batch_size=2)
+  for o, im in zip(outs, ims):
+    assert _max_rel_diff(o, _direct(model, variables, im)) < 1e-5
+  assert inference.receptive_radius(model) == 3  # 3x3 conv, blur, 3x3 conv: 1 + 1 + 1
+  with pytest.raises(ValueError, match='unknown valid_region'):
+    models.SpatialRule('reflect')

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
+from jaxsr import color
 from jaxsr import metrics
 from conftest import shared_path
 from oracle import load_basicsr
@@ -92,6 +93,7 @@ def test_rgb_to_y_crop_and_quantize():
   np.testing.assert_allclose(y[0, 0, :, 0] * 255, [235.0, 16.0, 16 + 65.481], atol=1e-4)
   grey = np.full((1, 2, 2, 1), 0.3)
   assert metrics.rgb_to_y(grey) is not None and np.allclose(metrics.rgb_to_y(grey), grey)
+  assert metrics.rgb_to_y is color.rgb_to_y  # offered here, defined in jaxsr.color
   assert metrics.crop_border(np.zeros((2, 10, 12, 1)), 3).shape == (2, 4, 6, 1)
   q = np.asarray(metrics.quantize(jnp.array([-0.1, 0.6 / 255, 1.6 / 255, 0.49999, 2.0])))
   np.testing.assert_allclose(q * 255, [0, 1, 2, 127, 255], atol=1e-4)

@@ -45,7 +45,9 @@ def random_variables(model, x, seed=0):
   return jax.tree_util.tree_map_with_path(make, shapes)
 
 
-# (registry name, scale, overrides, expected parameter count) -- DESIGN.md section 5.
+# (registry name, scale, overrides, expected parameter count): the counts of the original
+# networks in these configurations (README's model table). Another count means a layer differs
+# from the reference architecture (a missing bias, a wrong kernel size or channel count).
 PARAM_COUNTS = [
     ('srcnn', 3, {}, 57_281),
     ('srcnn_955', 2, {}, 57_281),

@@ -8,13 +8,17 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxsr.data import builders
+from jaxsr import degradations
+from jaxsr import runtime
 from jaxsr.data import pipeline
-from jaxsr.data.builders import SRExample, make_lr
+from jaxsr.data.builders import SRExample
+from jaxsr.degradations import lr_rgb
 from jaxsr.errors import InputError
 from jaxsr.imresize import imresize_np
 
-import tensorflow_datasets as tfds  # after jaxsr.data (which hides GPUs from TF)
+import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+
+runtime.hide_accelerators_from_tensorflow()  # as the entry points do: tf.data stays on the host
 
 tfds.disable_progress_bar()
 
@@ -43,7 +47,7 @@ def _smooth_examples(n=4, scales=(2, 3)):
     yy, xx = np.mgrid[0:h, 0:w]
     hr = (128 + 80 * np.sin(xx / 6 + i) * np.cos(yy / 9))[..., None] + rng.integers(0, 30, (h, w, 3))
     hr = np.clip(hr, 0, 255).astype(np.uint8)
-    out.append(SRExample(f's{i}', hr, {s: make_lr(hr, s) for s in scales}))
+    out.append(SRExample(f's{i}', hr, {s: lr_rgb(hr, s) for s in scales}))
   return out
 
 
@@ -154,12 +158,10 @@ def test_small_images_skipped_and_counted():
 
 
 def test_y_channel_degrades_as_the_y_protocol():
-  """Y mode: HR = rounded MATLAB Y, LR = float imresize of HR/255 (eval_lib's ``y`` protocol)."""
-  from jaxsr import eval_lib  # pylint: disable=g-import-not-at-top
-  from jaxsr.data.eval_sets import EvalImage  # pylint: disable=g-import-not-at-top
+  """Y mode: HR = rounded MATLAB Y, LR = float imresize of HR/255 (the ``y`` protocol)."""
   examples = _smooth_examples(scales=(2,))
   grey = examples[0].hr[..., :1]
-  examples[0] = SRExample('grey', grey, {2: make_lr(grey, 2)})
+  examples[0] = SRExample('grey', grey, {2: lr_rgb(grey, 2)})
   p = pipeline.TrainPipeline(examples, scale=2, batch_size=8, lr_patch_size=8, seed=5,
                              y_channel=True, flips=False, rot90=False)
   batch = p.batch(3)
@@ -167,7 +169,7 @@ def test_y_channel_degrades_as_the_y_protocol():
   assert batch['lr'].dtype == np.float32
   for ex in examples:
     item = next(it for it in p.items if it.name == ex.name)
-    pair = eval_lib.degrade(EvalImage(ex.name, ex.hr), scale=2, protocol='y')
+    pair = degradations.degrade(ex.hr, scale=2, protocol='y', name=ex.name)
     np.testing.assert_array_equal(item.hr[:pair.hr.shape[0], :pair.hr.shape[1]], pair.hr)
     np.testing.assert_allclose(item.lr[2], pair.lr, atol=1e-6)
   # The batch is made of aligned crops of those planes.
@@ -206,7 +208,7 @@ def test_hr_rescales_enlarge_the_pool():
   assert len(p.items) == 6
   small = [item for item in p.items if item.hr.shape[0] < examples[0].hr.shape[0]]
   item = small[0]
-  np.testing.assert_array_equal(item.lr[2], make_lr(item.hr, 2))
+  np.testing.assert_array_equal(item.lr[2], lr_rgb(item.hr, 2))
 
 
 def test_tf_dataset_equals_batches():
@@ -239,8 +241,8 @@ def test_eval_dataset_whole_images(data_dir):
   assert [name for name, _, _ in items] == ['astronaut', 'chelsea', 'coffee', 'rocket']
   name, hr, lr = items[1]
   assert hr.shape == (300, 451, 3) and set(lr) == {2, 4}
-  np.testing.assert_array_equal(lr[4], make_lr(hr, 4))
-  assert builders.modcrop(hr, 4).shape[:2] == (4 * lr[4].shape[0], 4 * lr[4].shape[1])
+  np.testing.assert_array_equal(lr[4], lr_rgb(hr, 4))
+  assert degradations.modcrop(hr, 4).shape[:2] == (4 * lr[4].shape[0], 4 * lr[4].shape[1])
 
 
 def test_paired_transform_matches_numpy_flips_and_rot90():

@@ -1,4 +1,5 @@
-"""The training loop: end to end, stacked transfers, resume, SIGKILL, corrupt checkpoints, NaN, model changes."""
+"""The training loop: end to end, stacked transfers, resume, SIGKILL, corrupt checkpoints, NaN,
+model changes; the PSNR task; the recipes and missing config fields."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ import numpy as np
 import pytest
 
 from jaxsr import checkpoint as ckpt_lib
+from jaxsr import optim
+from jaxsr import recipes
+from jaxsr import tasks
 from jaxsr import train_lib
 from jaxsr.errors import InputError
+from jaxsr.tasks import base
+from jaxsr.tasks import psnr
 from conftest import REPO
 from configs import test as test_config
 
@@ -146,32 +152,16 @@ def test_sigkill_then_restart_ends_with_the_uninterrupted_parameters(tmp_path):
   assert b["step"] == steps and a["params_sha256"] == b["params_sha256"]
 
 
-def test_optimizer_and_schedules():
-  cfg = _config(schedule="multistep", lr_boundaries=(10, 20), learning_rate=1.0, lr_decay_factor=0.5)
-  schedule = train_lib.make_schedule(cfg)
-  assert [float(schedule(s)) for s in (0, 10, 25)] == [1.0, 0.5, 0.25]
-  cfg = _config(schedule="cosine_restarts", lr_periods=(10, 10), learning_rate=1.0,
-                num_train_steps=20)
-  schedule = train_lib.make_schedule(cfg)
-  assert float(schedule(0)) == 1.0 and float(schedule(10)) == 1.0 and float(schedule(5)) < 0.6
-  # VDSR clipping bounds each gradient by theta / lr.
-  clip = train_lib.adjustable_gradient_clipping(0.01, lambda step: 0.1)
-  g, _ = clip.update({"w": np.array([5.0, -5.0, 0.05])}, clip.init(None))
-  np.testing.assert_allclose(np.asarray(g["w"]), [0.1, -0.1, 0.05])
-  with pytest.raises(InputError, match="config.schedule"):
-    train_lib.make_schedule(_config(schedule="bogus"))
-
-
 def test_bf16_compute_and_ema():
   import ml_collections
   cfg = ml_collections.ConfigDict(dict(model="edsr_baseline", scale=2,
                                        model_overrides=dict(num_feat=8, num_block=1)))
-  model = train_lib.model_from_config(cfg)
-  tx, schedule = train_lib.make_optimizer(_config(learning_rate=1e-2))
-  state = train_lib.create_train_state(model, tx, key=jax.random.key(0), lr_shape=(1, 6, 6, 3),
-                                       ema=True)
-  step = jax.jit(train_lib.make_train_step(model, tx, schedule, ema_decay=0.5,
-                                           compute_dtype="bfloat16"))
+  model = base.model_from_config(cfg)
+  tx, schedule = optim.make_optimizer(_config(learning_rate=1e-2))
+  state = base.create_train_state(model, tx, key=jax.random.key(0), lr_shape=(1, 6, 6, 3),
+                                  ema=True)
+  step = jax.jit(psnr.make_train_step(model, tx, schedule, ema_decay=0.5,
+                                      compute_dtype="bfloat16"))
   batch = {"lr": np.full((2, 6, 6, 3), 0.5, np.float32), "hr": np.full((2, 12, 12, 3), 0.5, np.float32)}
   new, metrics = step(state, batch)
   assert np.isfinite(float(metrics["loss"]))
@@ -181,13 +171,51 @@ def test_bf16_compute_and_ema():
                              rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs").glob("*.py")
-                                        if p.stem not in ("common", "__init__")))
-def test_every_config_loads_and_its_optional_paths_can_be_overridden(name):
+def test_configs_folder_re_exports_every_recipe():
+  assert sorted(p.stem for p in (REPO / "configs").glob("*.py")) == recipes.names()
+  assert "common" not in recipes.names() and recipes.path("test").parent.name == "recipes"
+  with pytest.raises(InputError, match="unknown recipe 'nope'; expected one of default, "):
+    recipes.path("nope")
+
+
+@pytest.mark.parametrize("name", recipes.names())
+def test_every_recipe_loads_from_its_path_with_overrides(name):
   import importlib
-  config = importlib.import_module(f"configs.{name}").get_config()
-  # --config.FIELD=VALUE needs a typed field: a plain None is refused by config_flags.
-  for field in ("manual_dir", "data_dir", "eval_data_dir", "init_from"):
+  from absl import flags
+  from ml_collections import config_flags
+  config = importlib.import_module(f"jaxsr.recipes.{name}").get_config()
+  # configs/NAME.py (README's --config configs/NAME.py) is the same recipe.
+  assert importlib.import_module(f"configs.{name}").get_config().to_dict() == config.to_dict()
+  # train.py loads the file by path; --config.FIELD=VALUE needs a typed field (a plain None is
+  # refused by config_flags), also for the optional ones.
+  optional = ["manual_dir", "data_dir", "eval_data_dir", "eval_protocol", "init_from"]
+  if config.task == "gan":
+    optional.append("vgg_weights")
+  for field in optional:
     assert config.get_type(field) is str, field
-  config.manual_dir = "/data"  # a placeholder takes a value like any str field
-  train_lib.model_from_config(config)  # the model and its overrides exist in the registry
+  argv = ["train.py", f"--config={recipes.path(name)}", "--config.manual_dir=/data",
+          "--config.init_from=/runs/x", "--config.batches_per_transfer=2"]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
+                                  sys_argv=argv)
+  values(argv)
+  loaded = values.config
+  assert (loaded.manual_dir, loaded.init_from) == ("/data", "/runs/x")
+  assert loaded.batches_per_transfer == 2
+  base.model_from_config(loaded)  # the model and its overrides exist in the registry
+
+
+def test_a_missing_config_field_is_one_clear_line(tmp_path):
+  config = _config(num_train_steps=2, eval_datasets="")
+  del config["batches_per_transfer"]
+  with pytest.raises(InputError, match=r"^config.batches_per_transfer: missing") as e:
+    train_lib.train_and_evaluate(config, str(tmp_path))
+  assert "\n" not in str(e.value) and not (tmp_path / "checkpoints").exists()
+  config = _config()
+  del config["ema_decay"]
+  with pytest.raises(InputError, match=r"^config.ema_decay: missing"):
+    tasks.make_task(config)
+  with pytest.raises(InputError,
+                     match="config.task: unknown value 'nope'; expected one of gan, psnr"):
+    tasks.make_task(_config(task="nope"))
+  assert isinstance(tasks.make_task(_config()), psnr.PSNRTask)

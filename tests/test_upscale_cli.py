@@ -1,4 +1,4 @@
-"""``jaxsr upscale`` / ``jaxsr convert`` (jaxsr.cli)."""
+"""``jaxsr upscale`` / ``jaxsr convert`` (jaxsr.cli) and ``jaxsr.inference.upscale_image``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from PIL import Image
 
 from conftest import shared_path
 from jaxsr import cli
+from jaxsr import color
+import factories
 from jaxsr import convert
 from jaxsr import imresize
 from jaxsr import inference
@@ -23,15 +25,7 @@ RNG = np.random.default_rng(0)
 
 def _fsrcnn_checkpoint(directory: pathlib.Path, scale: int = 2) -> convert.Imported:
   """A small random FSRCNN(16, 4, 1) in the FSRCNN-pytorch layout, saved as a checkpoint."""
-  r = lambda *shape: RNG.normal(0, 0.1, shape).astype(np.float32)  # noqa: E731
-  d, s = 16, 4
-  sd = {"first_part.0.weight": r(d, 1, 5, 5), "first_part.0.bias": r(d),
-        "first_part.1.weight": r(d) + 0.25, "mid_part.0.weight": r(s, d, 1, 1),
-        "mid_part.0.bias": r(s), "mid_part.1.weight": r(s) + 0.25,
-        "mid_part.2.weight": r(s, s, 3, 3), "mid_part.2.bias": r(s), "mid_part.3.weight": r(s),
-        "mid_part.4.weight": r(d, s, 1, 1), "mid_part.4.bias": r(d), "mid_part.5.weight": r(d),
-        "last_part.weight": r(d, 1, 9, 9) * 0.3, "last_part.bias": np.full(1, 0.4, np.float32)}
-  imp = convert.import_state_dict(sd, scale=scale)
+  imp = convert.import_state_dict(factories.fsrcnn_pytorch_state_dict(RNG), scale=scale)
   imp.save(directory)
   return imp
 
@@ -47,16 +41,6 @@ def y_model(tmp_path_factory):
   return directory, _fsrcnn_checkpoint(directory)
 
 
-def test_ycbcr_roundtrip():
-  rgb = RNG.integers(0, 256, (5, 7, 3)).astype(np.float64)
-  for luma in ("matlab", "opencv"):
-    np.testing.assert_allclose(cli.ycbcr_to_rgb(cli.rgb_to_ycbcr(rgb, luma=luma), luma=luma),
-                               rgb, atol=1e-9)
-  grey = np.full((1, 1, 3), 200.0)
-  assert cli.rgb_to_ycbcr(grey, luma="opencv")[0, 0] == pytest.approx([200, 128, 128])
-  assert cli.rgb_to_ycbcr(np.full((1, 1, 3), 255.0))[0, 0, 0] == pytest.approx(235.0)
-
-
 def test_upscale_y_model_on_rgb_and_grey(tmp_path, y_model):
   ckpt, imp = y_model
   yy, xx = np.mgrid[0:13, 0:17] / 8.0  # smooth and unsaturated: no RGB clipping after chroma
@@ -69,10 +53,10 @@ def test_upscale_y_model_on_rgb_and_grey(tmp_path, y_model):
   sr = read_image(out / "a_x2.png")
   assert sr.shape == (26, 34, 3)
   # Y: the model's output on MATLAB Y / 255; CbCr: bicubic. Compare in YCbCr (uint8 rounding).
-  ycc = cli.rgb_to_ycbcr(rgb)
+  ycc = color.rgb_to_ycbcr(rgb)
   want_y = inference.upscale(imp.module, imp.variables,
                              (ycc[..., :1] / 255).astype(np.float32))[..., 0] * 255
-  got = cli.rgb_to_ycbcr(sr)
+  got = color.rgb_to_ycbcr(sr)
   assert np.abs(got[..., 0] - want_y).max() < 1.0  # uint8 RGB rounding only
   want_c = imresize.imresize_np(ycc[..., 1:], 2)
   assert np.abs(got[..., 1:] - want_c).max() < 1.5
@@ -125,7 +109,7 @@ def test_upscale_rgb_model_with_weights(tmp_path):
                    str(d / "o")], "cannot read image"),
     (lambda d, c: ["upscale", str(d / "ok.png"), "--output", str(d / "o")], "give a model"),
     (lambda d, c: ["upscale", str(d / "ok.png"), "--weights", str(d / "ok.png"), "--output",
-                   str(d / "o")], "needs --model"),
+                   str(d / "o")], "--model: the registry name"),
     (lambda d, c: ["upscale", str(d / "ok.png"), "--checkpoint", str(d), "--output",
                    str(d / "o")], "no jaxsr checkpoint"),
     (lambda d, c: ["upscale", str(d / "ok.png"), "--checkpoint", str(c), "--scale", "4",
@@ -168,11 +152,11 @@ def test_convert_then_upscale_opencv_fsrcnn(tmp_path):
                    str(tmp_path / "o")]) == 0
   sr = read_image(tmp_path / "o" / "lr_x3.png")
   imp = convert.load_weights(weights)
-  as_matlab = cli.upscale_image(lr, imp.module, imp.variables, scale=3, luma="matlab")
-  ref = cli.rgb_to_ycbcr(hr[:255, :255])[..., 0]
+  as_matlab = inference.upscale_image(lr, imp.module, imp.variables, scale=3, luma="matlab")
+  ref = color.rgb_to_ycbcr(hr[:255, :255])[..., 0]
 
   def psnr_y(a):
-    d = cli.rgb_to_ycbcr(a)[..., 0][6:-6, 6:-6] - ref[6:-6, 6:-6]
+    d = color.rgb_to_ycbcr(a)[..., 0][6:-6, 6:-6] - ref[6:-6, 6:-6]
     return 10 * np.log10(255 ** 2 / np.mean(d ** 2))
 
   # Measured: 24.88 dB (OpenCV luma, as the command does), 24.84 (fed MATLAB luma), 24.07 bicubic.

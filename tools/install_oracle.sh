@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Optional: installs the BasicSR oracle beside jaxsr (tests marked `oracle`, benchmarks/).
+# Installs the test oracles beside jaxsr (tests marked `oracle`, benchmarks/): the CPU build of
+# torch 2.13.0, BasicSR (basicsr-fixed), OpenCV and SciPy. tools/test.sh runs it, so every
+# "equals the reference" claim is checked on every test run.
 # basicsr-fixed is installed without its dependencies: its torchvision requirement would pull a
 # multi-GB CUDA build of torch. The tests load the few numpy/torch modules they need directly.
+# Idempotent: a second run does nothing unless this file changed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/tools/ensure_env.sh"
-pip="$root/.venv/bin/python -m pip install -q --disable-pip-version-check"
+venv="${JAXSR_VENV:-$root/.venv}"
+stamp="$venv/.jaxsr-oracle-installed"
+want="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "[jaxsr] installing the test oracles (torch 2.13.0 CPU, basicsr-fixed) into $venv" >&2
+pip="$venv/bin/python -m pip install -q --disable-pip-version-check"
 $pip "torch==2.13.0" opencv-python-headless scipy
 $pip --no-deps --no-build-isolation basicsr-fixed
+echo "$want" > "$stamp"

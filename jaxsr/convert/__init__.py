@@ -33,8 +33,6 @@ import pathlib
 from typing import Any
 
 from jaxsr.convert._common import Imported
-from jaxsr.convert._common import LUMA_MATLAB
-from jaxsr.convert._common import LUMA_OPENCV
 from jaxsr.convert._common import scale_from_filename
 from jaxsr.convert.opencv_pb import import_opencv_pb
 from jaxsr.convert.pytorch import import_state_dict
@@ -45,7 +43,7 @@ from jaxsr.convert.vgg import convert_vgg19, load_vgg19, save_vgg19
 from jaxsr.errors import InputError
 
 __all__ = [
-    "Imported", "LUMA_MATLAB", "LUMA_OPENCV", "convert_vgg19", "detect_format",
+    "Imported", "convert_vgg19", "detect_format",
     "import_opencv_pb", "load_vgg19", "save_vgg19",
     "import_srcnn_mat", "import_state_dict", "import_torch", "load_weights", "read_state_dict",
     "scale_from_filename",
@@ -99,7 +97,7 @@ def load_weights(path: str | os.PathLike, *, model: str | None = None, scale: in
     try:
       models.model_spec(model)
     except ValueError as e:
-      raise InputError(f"--model: {e}") from None
+      raise InputError(str(e), field="model") from None
   fmt = detect_format(path)
   if fmt == "mat":
     return import_srcnn_mat(path, scale=scale, model=model, **overrides)

@@ -16,10 +16,6 @@ import numpy as np
 from jaxsr import models
 from jaxsr.errors import InputError
 
-# Which luma a Y-channel model expects (recorded in the checkpoint metadata).
-LUMA_MATLAB = "matlab"   # MATLAB rgb2ycbcr: 16 + 65.481 R + 128.553 G + 24.966 B (R,G,B in [0,1]), /255
-LUMA_OPENCV = "opencv"   # OpenCV COLOR_BGR2YCrCb: 0.299 R + 0.587 G + 0.114 B on 0..255, /255
-
 
 @dataclasses.dataclass
 class Imported:
@@ -32,8 +28,8 @@ class Imported:
     variables: ``{'params': nested dict of float32 numpy arrays}``.
     source: the file the weights came from.
     format: ``'srcnn-mat'``, ``'opencv-pb'``, ``'basicsr-pth'`` or ``'fsrcnn-pytorch-pth'``.
-    luma: for 1-channel models, the Y the weights were trained on (``'matlab'`` or
-      ``'opencv'``); None for RGB models.
+    luma: for 1-channel models, the YCbCr standard the weights were trained on
+      (``jaxsr.color.MATLAB`` or ``jaxsr.color.OPENCV``); None for RGB models.
     notes: human-readable remarks (e.g. the wrapper key a state dict was taken from).
   """
   name: str
@@ -92,7 +88,7 @@ def resolve_scale(path, *, requested: int | None, structural: int | None,
     return int(requested)
   guess = scale_from_filename(path)
   if guess is None:
-    raise InputError(f"{path}: the file does not record its scale; pass it (--scales / --scale)")
+    raise InputError(f"{path}: the file does not record its scale; pass it", field="scale")
   return guess
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsr import color
 from jaxsr import models
 from jaxsr.convert import _common
 from jaxsr.errors import InputError
@@ -227,6 +228,6 @@ def import_opencv_pb(path: str | os.PathLike, *, scale: int | None = None,
   params = _common.build_params(path, source, rules, expected,
                                 _common.describe(model, scale, over), order=order)
   return _common.Imported(model, scale, over, {"params": params}, str(path), "opencv-pb",
-                          luma=_common.LUMA_OPENCV,
+                          luma=color.OPENCV,
                           notes=["input: OpenCV full-range Y (0.299R+0.587G+0.114B)/255, not "
                                  "the MATLAB Y of the y protocol"])

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsr import color
 from jaxsr import models
 from jaxsr.convert import _common
 from jaxsr.convert import torch_io
@@ -266,8 +267,8 @@ def import_state_dict(sd: dict[str, np.ndarray], *, path: str | os.PathLike = "<
   if model is not None:
     want = _FAMILY_OF_NAME.get(model)
     if want is None:
-      raise InputError(f"--model {model!r} cannot take PyTorch weights; models with a PyTorch "
-                       f"importer: {', '.join(sorted(_FAMILY_OF_NAME))}")
+      raise InputError(f"{model!r} cannot take PyTorch weights; models with a PyTorch "
+                       f"importer: {', '.join(sorted(_FAMILY_OF_NAME))}", field="model")
     if want != family:
       raise InputError(f"{path}: these are {family} weights, not {model!r}")
   name, structural, inferred, rules = _BUILDERS[family](sd, path, model)
@@ -281,7 +282,7 @@ def import_state_dict(sd: dict[str, np.ndarray], *, path: str | os.PathLike = "<
   params = _common.build_params(path, sd, rules, expected, _common.describe(name, scale, over))
   fmt = "fsrcnn-pytorch-pth" if family == "fsrcnn" else "basicsr-pth"
   notes = [f"state dict taken from {wrapper!r}"] if wrapper else []
-  luma = _common.LUMA_MATLAB if module.channels == 1 else None
+  luma = color.MATLAB if module.channels == 1 else None
   if family == "fsrcnn":
     notes.append("trained on Y of PIL-bicubic LR (yjn870/FSRCNN-pytorch); MATLAB-style Y")
   return _common.Imported(name, scale, over, {"params": params}, str(path), fmt, luma=luma,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsr import color
 from jaxsr import models
 from jaxsr.convert import _common
 from jaxsr.errors import InputError
@@ -117,6 +118,6 @@ def import_srcnn_mat(path: str | os.PathLike, *, scale: int | None = None,
   source = {k: mat[k] for k in _KEYS}
   params = _common.build_params(path, source, rules, expected, desc)
   return _common.Imported(model, scale, over, {"params": params}, str(path), "srcnn-mat",
-                          luma=_common.LUMA_MATLAB,
+                          luma=color.MATLAB,
                           notes=["input: MATLAB Y / 255; bicubic upscale and replicate padding "
                                  "inside the model (official SRCNN test code)"])

@@ -11,7 +11,8 @@ Contract:
     uint8 ``[H, W, 3]``), ``channels`` (int32: 1 for greyscale sources, 3 for colour) and, for
     each configured scale ``s`` (``(2, 3, 4)`` by default), ``lr_x{s}``: uint8
     ``[H // s, W // s, 3]``, the MATLAB-bicubic LR of the modcropped HR,
-    ``imresize_np(hr[:H - H % s, :W - W % s], 1 / s)`` rounded to uint8, computed at build
+    ``imresize_np(hr[:H - H % s, :W - W % s], 1 / s)`` rounded to uint8
+    (``jaxsr.degradations.lr_rgb``, the ``rgb`` protocol's LR), computed at build
     time. The HR partner of ``lr_x{s}`` is therefore ``hr[:s * h, :s * w]``.
     For DIV2K and Flickr2K the official LR images (``<set>_LR_bicubic/X{s}/<stem>x{s}.png``,
     beside the HR folder) are used when present; they are made the same way.
@@ -22,6 +23,10 @@ Contract:
     file (a silently partial benchmark would give wrong tables). Images smaller than the
     largest scale are skipped with a warning that counts them. Greyscale, RGBA (alpha dropped)
     and 16-bit images are handled by ``jaxsr.data.images.read_image``.
+  * Importing this module changes no process setting: TensorFlow still sees every device.
+    Programs that also run JAX on an accelerator call
+    ``jaxsr.runtime.hide_accelerators_from_tensorflow()`` first, so that TensorFlow (used here
+    only for tfds I/O on the host) does not reserve accelerator memory.
 
 Folder layouts (under ``manual_dir``; each folder may also sit under ``benchmarks/``,
 ``train/``, ``test/`` or ``datasets/``, and flat sets may keep their images in an ``HR``,
@@ -55,22 +60,19 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
-tf.config.set_visible_devices([], 'GPU')
-
-import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from jaxsr.data.embedded import embedded_images  # pylint: disable=wrong-import-position
-from jaxsr.data.images import IMAGE_EXTENSIONS, read_image  # pylint: disable=wrong-import-position
-from jaxsr.data.images import find_folder as _find_folder  # pylint: disable=wrong-import-position
-from jaxsr.data.images import has_images as _has_images  # pylint: disable=wrong-import-position
-from jaxsr.data.images import image_files as _image_files  # pylint: disable=wrong-import-position
-from jaxsr.errors import InputError  # pylint: disable=wrong-import-position
-from jaxsr.imresize import imresize_np  # pylint: disable=wrong-import-position
+from jaxsr.data.embedded import embedded_images
+from jaxsr.data.images import IMAGE_EXTENSIONS, read_image
+from jaxsr.data.images import find_folder as _find_folder
+from jaxsr.data.images import has_images as _has_images
+from jaxsr.data.images import image_files as _image_files
+from jaxsr.degradations import lr_rgb
+from jaxsr.errors import InputError
 
 __all__ = [
     'BUILDERS', 'DEFAULT_SCALES', 'SRConfig', 'SRExample', 'builder_names', 'eval_examples',
-    'examples', 'get_builder', 'load', 'make_lr', 'modcrop', 'prepare', 'tfds_eval_images',
+    'examples', 'get_builder', 'load', 'prepare', 'tfds_eval_images',
 ]
 
 DEFAULT_SCALES = (2, 3, 4)
@@ -92,17 +94,6 @@ class SRExample:
   name: str
   hr: np.ndarray
   lr: Mapping[int, np.ndarray]
-
-
-def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
-  """Crops ``[H, W, ...]`` at the bottom/right to multiples of ``scale`` (MATLAB's modcrop)."""
-  h, w = image.shape[:2]
-  return image[:h - h % scale, :w - w % scale]
-
-
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-  """The MATLAB-bicubic LR of ``modcrop(hr, scale)``: uint8 ``[H // scale, W // scale, C]``."""
-  return imresize_np(modcrop(hr, scale), 1.0 / scale)
 
 
 def _official_lr(hr_path: pathlib.Path, scale: int) -> pathlib.Path | None:
@@ -143,7 +134,7 @@ def _make_example(source: _Source, scales: Sequence[int]) -> SRExample | None:
         image = image[..., :1] if hr.shape[-1] == 1 else np.broadcast_to(image, image.shape[:2] + (3,))
       lr[s] = np.ascontiguousarray(image)
     else:
-      lr[s] = make_lr(hr, s)
+      lr[s] = lr_rgb(hr, s)
   return SRExample(source.name, hr, lr)
 
 
@@ -550,7 +541,7 @@ def eval_examples(name: str, *, split: str = 'test', data_dir=None, manual_dir=N
 
   Each item is an ``SRExample``: ``name``, ``hr`` (uint8 ``[H, W, C]``, un-cropped, C = 1 for
   greyscale sources) and ``lr`` (``{s: uint8 [H // s, W // s, C]}``); the HR partner of
-  ``lr[s]`` is ``modcrop(hr, s)``.
+  ``lr[s]`` is ``jaxsr.degradations.modcrop(hr, s)``.
   """
   dataset = _decoded(name, split=split, data_dir=data_dir, manual_dir=manual_dir, scales=scales)
   for record in tfds.as_numpy(dataset):

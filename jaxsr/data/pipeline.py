@@ -5,7 +5,7 @@ Contract:
     in [0, 1], NHWC, as dicts with keys ``lr`` ``[b, p, p, C]`` and ``hr`` ``[b, s*p, s*p, C]``
     (``b`` = this host's share of the global batch), plus ``scale`` (int32 ``[b]``) in
     multi-scale mode. C is 3 (RGB; greyscale sources replicated) or 1 with ``y_channel=True``,
-    which degrades exactly as the ``y`` evaluation protocol (``jaxsr.eval_lib``) does: HR is the
+    which degrades exactly as the ``y`` evaluation protocol (``jaxsr.degradations``) does: HR is the
     MATLAB ``rgb2ycbcr`` Y rounded to uint8 (a greyscale source is its own Y), and LR is
     ``imresize(HR / 255, 1 / s)`` in float, not quantised (made once, when the cache is built).
     So a Y model is trained on the same degradation it is evaluated with.
@@ -53,10 +53,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from jaxsr.color import y_uint8
 from jaxsr.data import builders
-from jaxsr.data.builders import SRExample, make_lr, modcrop
+from jaxsr.data.builders import SRExample
+from jaxsr.degradations import lr_rgb, lr_y
 from jaxsr.errors import InputError
-from jaxsr.eval_lib import y_uint8
 from jaxsr.imresize import imresize_np
 
 __all__ = ['TrainPipeline', 'eval_dataset', 'train_dataset', 'paired_crop', 'paired_transform',
@@ -204,12 +205,11 @@ class TrainPipeline:
       hr = imresize_np(hr, rescale)
     if self.y_channel:  # the y protocol's degradation: rounded Y, float (unquantised) LR
       hr = y_uint8(hr)
-      lrs = {s: imresize_np(modcrop(hr, s).astype(np.float64) / 255.0, 1.0 / s).astype(np.float32)
-             for s in self.scales}
+      lrs = {s: lr_y(hr, s) for s in self.scales}
     elif rescale != 1.0:
-      lrs = {s: make_lr(hr, s) for s in self.scales}
+      lrs = {s: lr_rgb(hr, s) for s in self.scales}
     else:
-      lrs = {s: example.lr[s] if s in example.lr else make_lr(hr, s) for s in self.scales}
+      lrs = {s: example.lr[s] if s in example.lr else lr_rgb(hr, s) for s in self.scales}
     for s, lr in lrs.items():
       if min(lr.shape[:2]) < 1:
         return None
@@ -363,7 +363,7 @@ def eval_dataset(name: str = 'embedded', *, split: str = 'test', scales: Sequenc
 
   Yields ``(name, hr, {scale: lr})``: ``hr`` uint8 ``[H, W, C]`` (un-cropped; C = 1 for
   greyscale sources), ``lr[s]`` uint8 ``[H // s, W // s, C]``, the MATLAB-bicubic LR of
-  ``modcrop(hr, s)`` (``builders.modcrop``), which is its HR partner.
+  ``modcrop(hr, s)`` (``jaxsr.degradations``), which is its HR partner.
   """
   stored = (builders.DEFAULT_SCALES if set(scales) <= set(builders.DEFAULT_SCALES)
             else tuple(sorted(set(scales))))

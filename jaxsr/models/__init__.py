@@ -4,11 +4,15 @@ Contract: every SR model maps LR ``[N, h, w, C]`` float32 in [0, 1] to SR
 ``[N, s*h, s*w, C]`` (``model.apply(variables, lr)``; ``train=True`` only
 matters for models with batch normalisation). Build models by name with
 :func:`get_model`; see :func:`list_models` and ``python -m jaxsr.models --list``.
+Every leaf layer declares a :class:`SpatialRule` (see :func:`spatial_rule_of`),
+which bucketed inference (``jaxsr.inference``) needs of a custom layer too.
 """
 
 from jaxsr.models.common import depth_to_space
 from jaxsr.models.common import pixel_shuffle_permutation
 from jaxsr.models.common import space_to_depth
+from jaxsr.models.common import spatial_rule_of
+from jaxsr.models.common import SpatialRule
 from jaxsr.models.discriminators import SRGANDiscriminator
 from jaxsr.models.discriminators import VGGStyleDiscriminator
 from jaxsr.models.edsr import EDSR
@@ -29,7 +33,7 @@ from jaxsr.models.vgg import VGG19
 
 __all__ = [
     'EDSR', 'ESPCN', 'FSRCNN', 'MSRResNet', 'RCAN', 'RRDBNet', 'SRCNN', 'SRGANDiscriminator',
-    'SRResNet', 'VDSR', 'VGG19', 'VGGStyleDiscriminator', 'count_params', 'depth_to_space',
-    'describe', 'get_model', 'list_models', 'model_spec', 'pixel_shuffle_permutation',
-    'space_to_depth',
+    'SRResNet', 'SpatialRule', 'VDSR', 'VGG19', 'VGGStyleDiscriminator', 'count_params',
+    'depth_to_space', 'describe', 'get_model', 'list_models', 'model_spec',
+    'pixel_shuffle_permutation', 'space_to_depth', 'spatial_rule_of',
 ]

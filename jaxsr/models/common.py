@@ -5,11 +5,21 @@ stored as ``kernel [kh, kw, in, out]`` and ``bias [out]`` (the Flax layout), so
 a converter from PyTorch ``weight [out, in, kh, kw]`` only transposes
 ``(2, 3, 1, 0)``.
 
-The blocks that mix pixels spatially are all modules defined here (:class:`Conv`,
-:class:`ConvTranspose`, :class:`GlobalAvgPool`, :class:`Upsample`).
-``jaxsr.inference`` relies on that: it intercepts exactly these modules to run a
-model on an image padded up to a size bucket while reproducing, bit for bit up
-to float rounding, the output the model gives on the unpadded image.
+Spatial rules
+-------------
+Every leaf layer here declares, next to its definition, how it mixes pixels:
+its ``spatial_rule()`` method returns a :class:`SpatialRule` (how to run it on
+an input whose bottom/right part is padding so that the valid part of its
+output equals running it on the valid part alone; how far an output pixel
+reaches into its input; its resolution change). :func:`spatial_rule_of` reads
+that declaration, or recognises a few pointwise Flax layers (``nn.Dense``, 1x1
+``nn.Conv``, norms over channels, ...). ``jaxsr.inference`` reads only these
+declarations: to run a model on an image padded up to a size bucket while
+reproducing, up to float rounding, the output of the unpadded image, and to sum
+receptive fields. Modules that only compose other modules (the models,
+:class:`Upsampler`, :class:`ResidualBlock`, ...) declare nothing; a leaf layer
+that declares nothing (a raw ``nn.Conv`` with a larger kernel, pooling, a user
+layer) makes bucketed inference refuse to run rather than give inexact output.
 
 Sub-pixel convolution ordering
 ------------------------------
@@ -26,6 +36,7 @@ output channels with :func:`pixel_shuffle_permutation`::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Sequence
 
@@ -39,6 +50,109 @@ Initializer = Callable[..., Array]
 
 # DIV2K RGB mean used by EDSR, RCAN and BasicSR (in [0, 1]).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+# The valid-region rules a layer can declare (SpatialRule.valid_region).
+POINTWISE = 'pointwise'
+ZERO = 'zero'
+EDGE = 'edge'
+SYMMETRIC = 'symmetric'
+MEAN = 'mean'
+EXACT_SIZE_ONLY = 'exact_size_only'
+VALID_REGION_RULES = (POINTWISE, ZERO, EDGE, SYMMETRIC, MEAN, EXACT_SIZE_ONLY)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpatialRule:
+  """How a layer maps input pixels to output pixels.
+
+  The *valid region* of an ``[N, H, W, C]`` activation is its top-left
+  ``vh x vw`` pixels (per image); the rest is padding that must not change the
+  valid part of the model's output.
+
+  Attributes:
+    valid_region: what makes the layer's valid output equal to the layer
+      applied to the valid region alone:
+
+      * ``'pointwise'``: nothing; each output pixel depends only on the input
+        pixel(s) at its own position (activations, 1x1 convs, nearest
+        upsampling, pixel-wise affine maps).
+      * ``'zero'``: the layer pads with zeros; its input is multiplied by the
+        valid-region mask, so it sees zeros beyond the valid border.
+      * ``'edge'``: the layer replicates its border; its input is replaced by
+        the edge (replicate) extension of the valid region.
+      * ``'symmetric'``: the layer mirrors its border (half-sample symmetric,
+        MATLAB ``imresize``); its input is replaced by the symmetric extension
+        of the valid region, ``margin`` pixels larger, and its output is
+        cropped back to ``scale`` times the input size.
+      * ``'mean'``: the layer's output is the spatial mean of its input,
+        ``[N, 1, 1, C]``; it is replaced by the mean over the valid region.
+      * ``'exact_size_only'``: no emulation exists (e.g. 'valid' convolutions,
+        whose output shrinks); padded inference refuses to run the layer.
+    reach: how far, in input pixels, an output pixel depends on input pixels
+      away from its own position (the largest distance in any direction;
+      ``math.inf`` for global operations). A 3x3 'same' conv reaches 1.
+    scale: output pixels per input pixel along each axis (2 for a x2
+      upsampling, 0.5 for a stride-2 conv; ``None`` when the output size does
+      not follow the input, as for ``'mean'``).
+    margin: for ``'symmetric'``, the extra pixels of extension on each
+      bottom/right border (more than ``reach``, so the layer never pads the
+      array itself).
+  """
+  valid_region: str
+  reach: float = 0.
+  scale: float | None = 1.
+  margin: int = 0
+
+  def __post_init__(self):
+    if self.valid_region not in VALID_REGION_RULES:
+      raise ValueError(f"unknown valid_region {self.valid_region!r}; "
+                       f"known: {VALID_REGION_RULES}")
+
+
+def _no_padding(padding) -> bool:
+  if isinstance(padding, str):
+    return True  # 'SAME', 'VALID', 'CIRCULAR', ... add nothing around a 1x1 kernel
+  if isinstance(padding, int):
+    return padding == 0
+  return all(_no_padding(p) for p in padding)
+
+
+def _ones(v) -> bool:
+  return v is None or all(int(e) == 1 for e in (v if isinstance(v, Sequence) else (v,)))
+
+
+def _flax_pointwise(module: nn.Module) -> bool:
+  """True for Flax built-in layers that act on each pixel separately."""
+  if isinstance(module, (nn.Dense, nn.DenseGeneral)):
+    return getattr(module, 'axis', -1) in (-1, (-1,))
+  if isinstance(module, (nn.PReLU, nn.Dropout)):
+    return True
+  if isinstance(module, nn.BatchNorm):
+    return module.use_running_average is True  # batch statistics would mix pixels
+  if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+    return module.reduction_axes in (-1, (-1,)) and module.feature_axes in (-1, (-1,))
+  if isinstance(module, nn.Conv):  # 1x1, stride 1: a per-pixel matmul
+    return (_ones(module.kernel_size) and _ones(module.strides)
+            and _ones(module.input_dilation) and _no_padding(module.padding))
+  return False
+
+
+def spatial_rule_of(module: nn.Module) -> SpatialRule | None:
+  """The :class:`SpatialRule` of ``module``, or None if it declares none.
+
+  A module declares one with a ``spatial_rule()`` method returning a
+  :class:`SpatialRule`; pointwise Flax layers (``nn.Dense``, ``nn.PReLU``,
+  ``nn.Dropout``, ``nn.BatchNorm`` with running averages, ``nn.LayerNorm`` /
+  ``nn.RMSNorm`` over channels, 1x1 stride-1 ``nn.Conv``) count as
+  ``'pointwise'``.
+  """
+  declare = getattr(module, 'spatial_rule', None)
+  if callable(declare):
+    return declare()
+  if _flax_pointwise(module):
+    return SpatialRule(POINTWISE)
+  return None
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -125,6 +239,7 @@ class Conv(nn.Module):
   kernel_init: Initializer = nn.initializers.lecun_normal()
   bias_init: Initializer = nn.initializers.zeros
 
+  @nn.nowrap
   def pad_amounts(self) -> tuple[int, int]:
     k = self.kernel_size
     if isinstance(self.padding, int):
@@ -134,6 +249,17 @@ class Conv(nn.Module):
     if self.padding in ('zero', 'edge'):
       return ((k - 1) // 2, k // 2)
     raise ValueError(f"unknown padding {self.padding!r}")
+
+  @nn.nowrap
+  def spatial_rule(self) -> SpatialRule:
+    """'valid': exact size only; 1x1 unpadded: pointwise; else zero or edge padding."""
+    k, scale = self.kernel_size, 1. / self.strides
+    if self.padding == 'valid':
+      return SpatialRule(EXACT_SIZE_ONLY, reach=k // 2, scale=scale)
+    pads = self.pad_amounts()
+    if k == 1 and pads == (0, 0):
+      return SpatialRule(POINTWISE, scale=scale)
+    return SpatialRule(EDGE if self.padding == 'edge' else ZERO, reach=max(pads), scale=scale)
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -221,6 +347,12 @@ class ConvTranspose(nn.Module):
   kernel_init: Initializer = nn.initializers.lecun_normal()
   bias_init: Initializer = nn.initializers.zeros
 
+  @nn.nowrap
+  def spatial_rule(self) -> SpatialRule:
+    """Zero padding; reaches the LR pixels of its equivalent sub-pixel conv."""
+    _, reach = subpixel_taps(self.kernel_size, self.strides, self.padding)
+    return SpatialRule(ZERO, reach=reach, scale=self.strides)
+
   @nn.compact
   def __call__(self, x: Array) -> Array:
     k, s, p = self.kernel_size, self.strides, self.padding
@@ -256,6 +388,10 @@ class PReLU(nn.Module):
   per_channel: bool = True
   init: float = 0.25
 
+  @nn.nowrap
+  def spatial_rule(self) -> SpatialRule:
+    return SpatialRule(POINTWISE)
+
   @nn.compact
   def __call__(self, x: Array) -> Array:
     shape = (x.shape[-1],) if self.per_channel else ()
@@ -265,6 +401,10 @@ class PReLU(nn.Module):
 
 class GlobalAvgPool(nn.Module):
   """Spatial mean, ``[N, H, W, C] -> [N, 1, 1, C]`` (a module so inference can mask it)."""
+
+  @nn.nowrap
+  def spatial_rule(self) -> SpatialRule:
+    return SpatialRule(MEAN, reach=math.inf, scale=None)
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -300,6 +440,18 @@ class Upsample(nn.Module):
   scale: int
   method: str = 'bicubic'
 
+  @nn.nowrap
+  def spatial_rule(self) -> SpatialRule:
+    """Bicubic: symmetric borders, reach 2; bilinear: edge, 1; nearest: pointwise."""
+    if self.method == 'bicubic':
+      # margin 4 > the 2-pixel reach of the bicubic kernel, so imresize never pads itself.
+      return SpatialRule(SYMMETRIC, reach=2, scale=self.scale, margin=4)
+    if self.method == 'bilinear':
+      return SpatialRule(EDGE, reach=1, scale=self.scale)
+    if self.method == 'nearest':
+      return SpatialRule(POINTWISE, scale=self.scale)
+    raise ValueError(f"unknown method {self.method!r}")
+
   @nn.compact
   def __call__(self, x: Array) -> Array:
     s = self.scale
@@ -324,6 +476,10 @@ class MeanShift(nn.Module):
   mean: Sequence[float] = DIV2K_RGB_MEAN
   img_range: float = 255.
   sign: int = -1
+
+  @nn.nowrap
+  def spatial_rule(self) -> SpatialRule:
+    return SpatialRule(POINTWISE)
 
   def __call__(self, x: Array) -> Array:
     c = x.shape[-1]

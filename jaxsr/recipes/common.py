@@ -1,15 +1,21 @@
-"""Fields every training config has, with their defaults (the recipes override them)."""
+"""Every field of a training config and its default; the recipes change some of them.
+
+This module is the only home of the defaults: ``jaxsr.optim``, ``jaxsr.tasks`` and
+``jaxsr.train_lib`` read the fields as attributes and fail on a missing one. Optional fields
+whose value is None until set are typed placeholders, so that ``--config.FIELD=VALUE`` works on
+the command line (config_flags refuses to override a plain None).
+"""
+
+import dataclasses
 
 import ml_collections
 from ml_collections import config_dict
 
+from jaxsr.models import registry
+
 
 def model_fields(name: str, **changes) -> ml_collections.ConfigDict:
   """The registry's reference fields of model ``name`` (so --config.model_overrides.X works)."""
-  from jaxsr.models import registry  # pylint: disable=g-import-not-at-top
-
-  import dataclasses  # pylint: disable=g-import-not-at-top
-
   spec = registry.model_spec(name)
   fields = {f.name: f.default for f in dataclasses.fields(spec.cls)
             if f.name not in ("scale", "parent", "name") and f.default is not dataclasses.MISSING
@@ -20,15 +26,15 @@ def model_fields(name: str, **changes) -> ml_collections.ConfigDict:
 
 
 def base_config() -> ml_collections.ConfigDict:
+  """The fields of every task, with their defaults (a PSNR-oriented ESPCN x3 run)."""
   config = ml_collections.ConfigDict()
-  config.task = "psnr"  # 'psnr' (pixel loss) or 'gan' (jaxsr.gan_lib)
+  config.task = "psnr"  # a jaxsr.tasks.TASKS name: 'psnr' (pixel loss) or 'gan' (add_gan_fields)
   # Model: a jaxsr.models registry name, its scale, and overrides of its reference config.
   config.model = "espcn"
   config.scale = 3
   config.model_overrides = ml_collections.ConfigDict()
   # Data: a jaxsr.data.builders name ('embedded', 't91', 'div2k', ...) and where its files are.
   config.dataset = "embedded"
-  # Optional paths are placeholders (None until set) so that --config.FIELD=VALUE works.
   config.data_dir = config_dict.placeholder(str)  # tfds data dir ($JAXSR_TFDS_DIR or tfds' default)
   config.manual_dir = config_dict.placeholder(str)  # raw image folders ($JAXSR_DATA_DIR)
   config.hr_rescales = (1.0,)
@@ -40,13 +46,15 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_datasets = "embedded"
   config.eval_data_dir = config_dict.placeholder(str)  # default $JAXSR_DATA_DIR
   config.eval_protocol = config_dict.placeholder(str)  # default: y for 1-channel, rgb for RGB models
-  # Optimisation.
+  # Optimisation (jaxsr.optim).
   config.loss = "l1"
-  config.optimizer = "adam"
+  config.optimizer = "adam"  # or 'sgd'
   config.adam_b1 = 0.9
   config.adam_b2 = 0.999
+  config.adam_eps = 1e-8
+  config.momentum = 0.9  # SGD's
   config.learning_rate = 1e-4
-  config.schedule = "constant"
+  config.schedule = "constant"  # 'multistep', 'step', 'cosine', 'cosine_restarts'
   config.lr_boundaries = ()
   config.lr_decay_factor = 0.5
   config.lr_decay_every = 0
@@ -67,4 +75,31 @@ def base_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 3
   config.eval_every_steps = 0  # 0: only at the end
   config.init_from = config_dict.placeholder(str)  # a checkpoint dir to start the parameters from
+  return config
+
+
+def add_gan_fields(config: ml_collections.ConfigDict, *,
+                   discriminator: str = "esrgan_discriminator") -> ml_collections.ConfigDict:
+  """Turns ``config`` into a GAN run: ``task = 'gan'`` and the GAN-only fields (in place).
+
+  The defaults are ESRGAN's (``1e-2 * L1 + 1 * L1(VGG19 conv5_4) + 5e-3 * RaGAN``); see
+  ``jaxsr.tasks.gan`` for what each field does. Returns ``config``.
+  """
+  config.task = "gan"
+  # Discriminator: a registry name and its reference fields.
+  config.d_model = discriminator
+  config.d_model_overrides = model_fields(discriminator)
+  # Losses (the pixel criterion is config.loss).
+  config.gan_type = "ragan"  # 'vanilla', 'lsgan', 'hinge', 'ragan'
+  config.pixel_weight = 1e-2
+  config.perceptual_weight = 1.0
+  config.perceptual_layers = {"conv5_4": 1.0}  # VGG19 layer: weight ('relu5_4' after ReLU)
+  config.perceptual_criterion = "l1"  # or 'l2'
+  config.style_weight = 0.0
+  config.style_layers = {}
+  config.adversarial_weight = 5e-3
+  config.vgg_weights = config_dict.placeholder(str)  # a .npz from jaxsr.convert.vgg; None: $JAXSR_VGG19
+  # The discriminator's optimizer: the generator's fields (optimizer, learning_rate, schedule,
+  # ...) with the ones set here overriding them, e.g. config.d_optimizer.learning_rate.
+  config.d_optimizer = ml_collections.ConfigDict()
   return config

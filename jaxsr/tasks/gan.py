@@ -1,52 +1,52 @@
-"""Perceptual and adversarial (SRGAN / ESRGAN) training: the two-player ``Task`` for train_lib.
+"""Perceptual and adversarial training (SRGAN / ESRGAN, ``config.task = 'gan'``).
 
-``train_lib.make_task`` returns :class:`GANTask` when ``config.task == 'gan'``; the training loop
-(resume, checkpoints, logging, evaluation) is train_lib's, unchanged.
+The loop (resume, checkpoints, logging, evaluation) is ``jaxsr.train_lib``'s; this module is
+the two-player ``Task``.
 
-State (:class:`GANState`, a pytree): the generator under exactly the names of
-``train_lib.TrainState`` — ``step``, ``params``, ``opt_state``, ``batch_stats``, ``ema_params`` —
-so ``jaxsr.checkpoint.load_model``, ``eval.py --checkpoint`` and ``config.init_from`` read GAN
-checkpoints as generator checkpoints; the discriminator under ``d_params``, ``d_opt_state``,
-``d_batch_stats``; the frozen VGG19 weights under ``vgg`` (not written to checkpoints: they are
-loaded from ``config.vgg_weights`` / ``$JAXSR_VGG19`` at start-up).
+State (``GANState``, a ``TrainState`` subclass): the generator under ``TrainState``'s fields
+``step``, ``params``, ``opt_state``, ``batch_stats``, ``ema_params`` (so a GAN checkpoint loads
+as a generator checkpoint: ``jaxsr.checkpoint.load_model``, ``eval.py --checkpoint``,
+``config.init_from``); the discriminator under ``d_params``, ``d_opt_state``,
+``d_batch_stats``; and the frozen VGG19 weights under ``vgg`` (``{}`` when no feature loss is
+on). ``GANTask.state_dict`` leaves ``vgg`` out of checkpoints: it is loaded again at start-up.
 
-The step (:func:`make_gan_step`) is one pure function ``(state, batch) -> (state, metrics)``: one
-generator forward ``sr = G(lr)``; one discriminator pass (train mode, batch statistics) over the
-HR batch and one over the SR batch; the generator loss
+The step (``make_gan_step``) is one pure function ``(state, batch) -> (state, metrics)``. It
+runs the generator once (``sr = G(lr)``) and the discriminator twice in train mode (HR, then
+SR, its batch statistics carried from the first pass to the second). The generator loss is
 
   ``pixel_weight * pixel(sr, hr) + perceptual_weight * perceptual(sr, hr)
     + style_weight * style(sr, hr) + adversarial_weight * gan_g_loss(kind, D(hr), D(sr))``
 
-and the discriminator loss ``gan_d_loss(kind, D(hr), D(stop_gradient(sr)))`` are both
-differentiated with the discriminator's parameters *before* this step's update (as BasicSR's
-alternating G-then-D update with ``output.detach()`` does), then both optimizers step. The
-discriminator's BN running statistics are updated by its two passes (HR then SR). No Python
-branches on data; everything is jit-compiled once.
+and the discriminator loss ``gan_d_loss(kind, D(hr), D(stop_gradient(sr)))``. Both gradients
+use the discriminator's parameters from before this step (BasicSR's alternating update with a
+detached SR output computes the same); then both optimizers step and the generator's EMA
+follows. Nothing in it branches on data, so it compiles once.
 
-Config fields (beyond ``configs/common.py``):
-  * ``d_model`` (a discriminator registry name), ``d_model_overrides``.
-  * ``gan_type``: 'vanilla' | 'lsgan' | 'hinge' | 'ragan' (``jaxsr.losses.gan_d_loss``).
-  * ``loss`` (pixel criterion) with ``pixel_weight``; ``perceptual_weight``,
-    ``perceptual_layers`` (``{layer: weight}``, e.g. ``{'conv5_4': 1.0}``), ``perceptual_criterion``
-    ('l1' | 'l2'); ``style_weight``, ``style_layers``; ``adversarial_weight``.
-  * ``vgg_weights``: a ``.npz`` from ``python -m jaxsr.convert.vgg`` (or a torchvision ``.pth`` /
-    Keras ``.h5``); unset: ``$JAXSR_VGG19``. ``'random'`` builds randomly initialised VGG19
-    weights: for tests only, meaningless for real training.
-  * Generator optimizer: the usual fields (``optimizer``, ``learning_rate``, ``schedule``,
-    ``lr_boundaries``, ``adam_b1`` ...). Discriminator optimizer: the same fields with
-    ``d_optimizer`` (a ConfigDict) overriding any of them, e.g. ``d_optimizer.learning_rate``.
-  * ``ema_decay``: EMA of the generator (0 disables; evaluation then uses ``params``).
+Config fields beyond the PSNR ones (``jaxsr.recipes.common.add_gan_fields`` sets them all):
+  * ``d_model`` (a discriminator in the model registry) and ``d_model_overrides``.
+  * ``gan_type``: one of ``jaxsr.losses.GAN_KINDS`` ('vanilla', 'lsgan', 'hinge', 'ragan').
+  * ``loss`` (the pixel criterion) and ``pixel_weight``; ``perceptual_weight``,
+    ``perceptual_layers`` (``{layer: weight}`` with VGG19 layer names such as ``'conv5_4'`` or
+    ``'relu5_4'``), ``perceptual_criterion`` ('l1' or 'l2'); ``style_weight``,
+    ``style_layers``; ``adversarial_weight``. A weight of 0 drops its term.
+  * ``vgg_weights``: a ``.npz`` written by ``python -m jaxsr.convert.vgg`` (or a torchvision
+    ``.pth`` / Keras ``.h5``); unset means ``$JAXSR_VGG19``; ``'random'`` gives randomly
+    initialised weights, for tests only.
+  * ``d_optimizer``: fields overriding the generator's optimizer fields for the
+    discriminator (e.g. ``d_optimizer.learning_rate``).
+  * ``ema_decay``: the generator's EMA (0: evaluation uses ``params``).
 
-Metrics per step: ``loss`` (= ``g_loss``, the weighted generator total), ``g_pixel``,
-``g_perceptual``, ``g_style``, ``g_adversarial`` (unweighted terms), ``d_loss``, ``d_real`` and
-``d_fake`` (mean ``sigmoid`` of the raw discriminator logits on HR / SR: the probability of
-"real" for vanilla; for the other kinds a monotone summary of the logits), ``d_real_logit``,
-``d_fake_logit`` (mean raw logits), ``g_grad_norm``, ``d_grad_norm``, ``learning_rate``,
+Metrics per step: ``loss`` (equal to ``g_loss``, the weighted generator total); the unweighted
+terms ``g_pixel``, ``g_perceptual``, ``g_style``, ``g_adversarial``; ``d_loss``; ``d_real`` and
+``d_fake`` (the mean sigmoid of the discriminator's logits on HR and SR: the probability of
+"real" for 'vanilla', a monotone summary of the logits otherwise); ``d_real_logit``,
+``d_fake_logit`` (mean logits); ``g_grad_norm``, ``d_grad_norm``; ``learning_rate``,
 ``d_learning_rate``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 from typing import Any, Callable
@@ -60,9 +60,12 @@ import numpy as np
 import optax
 
 from jaxsr import losses
-from jaxsr import train_lib
+from jaxsr import models
+from jaxsr import optim
+from jaxsr.convert import vgg as convert_vgg
 from jaxsr.errors import InputError
 from jaxsr.models import vgg as vgg_lib
+from jaxsr.tasks import base
 
 __all__ = ["GANState", "GANTask", "d_optimizer_config", "load_vgg", "make_gan_step"]
 
@@ -70,65 +73,38 @@ _log = logging.getLogger(__name__)
 
 
 @flax.struct.dataclass
-class GANState:
-  step: jax.Array
-  params: Any
-  opt_state: Any
-  batch_stats: Any
-  ema_params: Any
+class GANState(base.TrainState):
+  """The generator's ``TrainState`` fields, then the discriminator's and the frozen VGG."""
   d_params: Any
   d_opt_state: Any
   d_batch_stats: Any
-  vgg: Any  # frozen VGG19 pytree ({} when unused); not serialised
-
-
-_SAVED_FIELDS = ("step", "params", "opt_state", "batch_stats", "ema_params", "d_params",
-                 "d_opt_state", "d_batch_stats")
-
-
-def _to_state_dict(state: GANState) -> dict:
-  return {f: flax.serialization.to_state_dict(getattr(state, f)) for f in _SAVED_FIELDS}
-
-
-def _from_state_dict(target: GANState, saved: dict) -> GANState:
-  missing = [f for f in _SAVED_FIELDS if f not in saved]
-  if missing:
-    raise ValueError(f"GAN checkpoint lacks {missing}")
-  return target.replace(**{f: flax.serialization.from_state_dict(getattr(target, f), saved[f])
-                           for f in _SAVED_FIELDS})
-
-
-flax.serialization.register_serialization_state(GANState, _to_state_dict, _from_state_dict,
-                                                override=True)
+  vgg: Any  # frozen VGG19 pytree ({} when unused); not written to checkpoints
 
 
 def d_optimizer_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The generator's optimizer fields with ``config.d_optimizer`` overriding them."""
+  """A copy of ``config`` with ``config.d_optimizer``'s fields overriding the optimizer's."""
   d_config = ml_collections.ConfigDict(config.to_dict())
-  overrides = config.get("d_optimizer") or {}
-  for key, value in dict(overrides).items():
+  for key, value in dict(config.d_optimizer or {}).items():
     d_config[key] = value
   return d_config
 
 
-def _layer_weights(field: Any, *, before_activation: bool) -> dict[str, float]:
-  weights = dict(field or {})
+def _layer_weights(field: Any, *, name: str) -> dict[str, float]:
   try:
-    return {vgg_lib.resolve_layer(k, before_activation=before_activation): float(v)
-            for k, v in weights.items()}
+    return {vgg_lib.resolve_layer(k, before_activation=True): float(v)
+            for k, v in dict(field or {}).items()}
   except ValueError as e:
-    raise InputError(f"config.perceptual_layers/style_layers: {e}") from None
+    raise InputError(f"config.{name}: {e}") from None
 
 
 def load_vgg(config: ml_collections.ConfigDict, *, layers: list[str]) -> dict:
-  """The frozen VGG19 pytree for ``layers`` from ``config.vgg_weights`` / ``$JAXSR_VGG19``.
+  """The frozen VGG19 pytree up to the deepest of ``layers``.
 
-  ``'random'`` returns a randomly initialised VGG19 (seeded by ``config.seed``): for tests only.
+  From ``config.vgg_weights`` (unset: ``$JAXSR_VGG19``); ``'random'`` gives randomly
+  initialised weights seeded by ``config.seed``, for tests only.
   """
-  from jaxsr.convert import vgg as convert_vgg  # pylint: disable=g-import-not-at-top
-
   deepest = max(layers, key=lambda n: vgg_lib.TORCHVISION_INDEX[n])
-  path = convert_vgg.resolve_vgg_path(config.get("vgg_weights"))
+  path = convert_vgg.resolve_vgg_path(config.vgg_weights)
   if path == "random":
     _log.warning("config.vgg_weights='random': randomly initialised VGG19 (tests only; the "
                  "perceptual loss is meaningless for real training)")
@@ -154,8 +130,11 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
                   ema_decay: float = 0.0) -> Callable[[GANState, dict], tuple[GANState, dict]]:
   """The pure GAN train step ``(state, batch) -> (state, metrics)`` (see the module docstring).
 
-  Layer names must be full (``'conv5_4'``/``'relu5_4'``). Weights of 0 drop a term (it is
-  logged as 0).
+  Layer names must be full VGG19 names (``'conv5_4'``, ``'relu5_4'``). A weight of 0 drops its
+  term (logged as 0).
+
+  Raises:
+    InputError: an unknown ``gan_type`` or pixel loss.
   """
   if gan_type not in losses.GAN_KINDS:
     raise InputError(f"config.gan_type: unknown value {gan_type!r}; expected one of "
@@ -193,7 +172,7 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
     (real_logits, fake_logits), d_vjp, d_stats = jax.vjp(discriminate, state.d_params, sr,
                                                          has_aux=True)
 
-    # Discriminator: gradient w.r.t. its parameters only (the SR input is a constant for it).
+    # Discriminator: the gradient w.r.t. its parameters only (SR is a constant input for it).
     d_loss, d_cot = jax.value_and_grad(
         lambda r, f: losses.gan_d_loss(gan_type, r, f), argnums=(0, 1))(real_logits, fake_logits)
     d_grads, _ = d_vjp(d_cot)
@@ -220,16 +199,11 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
     _, dsr_adv = d_vjp((jnp.zeros_like(real_logits), dfake))
     (g_grads,) = g_vjp(dsr_direct + dsr_adv)
 
-    g_updates, opt_state = g_tx.update(g_grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, g_updates)
+    new_state = base.apply_gradients(state, g_grads, tx=g_tx, batch_stats=g_stats,
+                                     ema_decay=ema_decay)
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
-    d_params = optax.apply_updates(state.d_params, d_updates)
-    ema = state.ema_params
-    if ema_decay:
-      ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              batch_stats=g_stats, ema_params=ema, d_params=d_params,
-                              d_opt_state=d_opt_state, d_batch_stats=d_stats)
+    new_state = new_state.replace(d_params=optax.apply_updates(state.d_params, d_updates),
+                                  d_opt_state=d_opt_state, d_batch_stats=d_stats)
     metrics = {
         "loss": g_loss, "g_loss": g_loss, **terms, "d_loss": d_loss,
         "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
@@ -244,51 +218,48 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
   return step
 
 
-class GANTask(train_lib.Task):
-  """SRGAN/ESRGAN training of ``config.model`` against ``config.d_model`` (see module doc)."""
+class GANTask(base.Task):
+  """SRGAN/ESRGAN training of ``config.model`` against ``config.d_model`` (see the module doc).
+
+  Raises (on construction):
+    InputError: an unknown discriminator, GAN kind, loss or VGG layer, empty layers for a
+      feature loss that is on, or VGG19 weights that are not there.
+  """
 
   def __init__(self, config: ml_collections.ConfigDict):
-    from jaxsr import models  # pylint: disable=g-import-not-at-top
-
     self.config = config
-    self.model = train_lib.model_from_config(config)
-    d_name = config.get("d_model") or "esrgan_discriminator"
+    self.model = base.model_from_config(config)
     try:
-      self.discriminator = models.get_model(
-          d_name, scale=None, **dict(config.get("d_model_overrides") or {}))
+      self.discriminator = models.get_model(config.d_model, scale=None,
+                                            **dict(config.d_model_overrides or {}))
     except (ValueError, TypeError) as e:
       raise InputError(f"config.d_model: {e}") from None
-    self.tx, self.g_schedule = train_lib.make_optimizer(config)  # the generator's (Task.tx)
-    self.d_tx, self.d_schedule = train_lib.make_optimizer(d_optimizer_config(config))
-    self.ema_decay = float(config.get("ema_decay", 0.0))
-    self.perceptual_weight = float(config.get("perceptual_weight", 0.0))
-    self.style_weight = float(config.get("style_weight", 0.0))
-    self.perceptual_layers = _layer_weights(config.get("perceptual_layers"),
-                                            before_activation=True)
-    self.style_layers = _layer_weights(config.get("style_layers"), before_activation=True)
-    if self.perceptual_weight and not self.perceptual_layers:
-      self.perceptual_layers = {"conv5_4": 1.0}
-    if self.style_weight and not self.style_layers:
-      raise InputError("config.style_layers: empty while config.style_weight > 0")
+    self.tx, self.g_schedule = optim.make_optimizer(config)  # the generator's (Task.tx)
+    self.d_tx, self.d_schedule = optim.make_optimizer(d_optimizer_config(config))
+    self.ema_decay = float(config.ema_decay)
+    self.perceptual_weight = float(config.perceptual_weight)
+    self.style_weight = float(config.style_weight)
+    self.perceptual_layers = _layer_weights(config.perceptual_layers, name="perceptual_layers")
+    self.style_layers = _layer_weights(config.style_layers, name="style_layers")
+    for kind in ("perceptual", "style"):
+      if getattr(self, f"{kind}_weight") and not getattr(self, f"{kind}_layers"):
+        raise InputError(f"config.{kind}_layers: empty while config.{kind}_weight > 0")
     self.vgg_layers = ((list(self.perceptual_layers) if self.perceptual_weight else [])
                        + (list(self.style_layers) if self.style_weight else []))
     if self.vgg_layers:  # fail fast, before building anything, when no weights are configured
-      from jaxsr.convert import vgg as convert_vgg  # pylint: disable=g-import-not-at-top
-      path = convert_vgg.resolve_vgg_path(config.get("vgg_weights"))
+      path = convert_vgg.resolve_vgg_path(config.vgg_weights)
       if path != "random" and not pathlib.Path(path).expanduser().is_file():
         raise InputError(f"config.vgg_weights: {path}: no such file; "
                          f"{convert_vgg.missing_weights_message()}")
     self._step = make_gan_step(
         self.model, self.discriminator, self.tx, self.d_tx, self.g_schedule, self.d_schedule,
-        gan_type=config.get("gan_type", "ragan"), pixel=config.get("loss", "l1"),
-        pixel_weight=float(config.get("pixel_weight", 1e-2)),
+        gan_type=config.gan_type, pixel=config.loss, pixel_weight=float(config.pixel_weight),
         perceptual_weight=self.perceptual_weight, perceptual_layers=self.perceptual_layers,
-        perceptual_criterion=config.get("perceptual_criterion", "l1"),
+        perceptual_criterion=config.perceptual_criterion,
         style_weight=self.style_weight, style_layers=self.style_layers,
-        adversarial_weight=float(config.get("adversarial_weight", 5e-3)),
-        ema_decay=self.ema_decay)
+        adversarial_weight=float(config.adversarial_weight), ema_decay=self.ema_decay)
 
-  def init_state(self, *, key):
+  def init_state(self, *, key: jax.Array) -> GANState:
     p = int(self.config.lr_patch_size)
     hr = p * int(self.config.scale)
     channels = getattr(self.model, "channels", 3)
@@ -310,5 +281,22 @@ class GANTask(train_lib.Task):
                     d_params=d_vars["params"], d_opt_state=self.d_tx.init(d_vars["params"]),
                     d_batch_stats=d_vars.get("batch_stats", {}), vgg=vgg)
 
-  def train_step(self, state, batch):
+  def train_step(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
     return self._step(state, batch)
+
+  def state_dict(self, state: GANState) -> dict:
+    """Every field but the frozen ``vgg``."""
+    return {name: flax.serialization.to_state_dict(getattr(state, name))
+            for name in _saved_fields()}
+
+  def restore_state(self, target: GANState, saved: dict) -> GANState:
+    missing = [name for name in _saved_fields() if name not in saved]
+    if missing:
+      raise ValueError(f"GAN checkpoint lacks {missing}")
+    return target.replace(**{name: flax.serialization.from_state_dict(getattr(target, name),
+                                                                      saved[name])
+                             for name in _saved_fields()})
+
+
+def _saved_fields() -> list[str]:
+  return [f.name for f in dataclasses.fields(GANState) if f.name != "vgg"]

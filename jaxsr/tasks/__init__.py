@@ -1,0 +1,40 @@
+"""Training tasks: what ``jaxsr.train_lib``'s loop trains, chosen by ``config.task``.
+
+  * ``psnr``: one model and a pixel loss (``jaxsr.tasks.psnr.PSNRTask``).
+  * ``gan``: a generator against a discriminator with feature and adversarial losses
+    (``jaxsr.tasks.gan.GANTask``).
+
+``make_task(config)`` builds the one named by ``config.task``; every task follows the
+``jaxsr.tasks.base.Task`` interface.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jaxsr.errors import InputError
+from jaxsr.tasks.base import Task
+from jaxsr.tasks.base import TrainState
+from jaxsr.tasks.base import config_fields_required
+from jaxsr.tasks.gan import GANState
+from jaxsr.tasks.gan import GANTask
+from jaxsr.tasks.psnr import PSNRTask
+
+__all__ = ["GANState", "GANTask", "PSNRTask", "TASKS", "Task", "TrainState", "make_task"]
+
+TASKS: dict[str, type[Task]] = {"psnr": PSNRTask, "gan": GANTask}
+
+
+def make_task(config: ml_collections.ConfigDict) -> Task:
+  """The task ``TASKS[config.task]`` built from ``config``.
+
+  Raises:
+    InputError: an unknown ``config.task``, a field missing from the config, or any invalid
+      setting the task checks.
+  """
+  with config_fields_required():
+    name = config.task
+    if name not in TASKS:
+      raise InputError(f"config.task: unknown value {name!r}; expected one of "
+                       f"{', '.join(sorted(TASKS))}")
+    return TASKS[name](config)
