@@ -11,19 +11,30 @@ Contract:
     are truncated, unreadable or whose bytes were corrupted (Orbax restores those silently with
     wrong values) is reported with a warning naming the step and the first bad leaf, and the
     previous step is tried. No good step at all raises ``CheckpointError``.
+  * Rotation keeps the last ``max_to_keep`` steps and, besides them, the step marked with
+    ``protect`` (the training loop marks the newest step whose following losses passed its
+    guards): rotation never deletes it. The mark is kept in ``<dir>/protected_step.json`` and
+    survives restarts; marking another step releases the previous one.
+  * A save that cannot be written (a full disk, no permission) raises ``CheckpointError`` in
+    one line naming the step, the directory and the last step already committed, which stays
+    intact; the half-written temporary step is removed. ``save`` checks before writing that the
+    disk has room for the step (its arrays' bytes plus a margin).
   * Arrays must be fully replicated (jaxsr's data-parallel states are), so every host can
     checksum its own copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
+import json
 import logging
 import os
 import pathlib
 import shutil
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -67,22 +78,110 @@ def params_sha256(params: Any) -> str:
   return digest.hexdigest()
 
 
+_PROTECTED_FILE = "protected_step.json"
+_FREE_MARGIN_BYTES = 1 << 20  # beyond a step's array bytes: metadata, JSON, file-system blocks
+
+
+def _is_disk_full(error: BaseException) -> bool:
+  """Whether ``error`` or an exception it was raised from is ENOSPC / EDQUOT (any wrapping)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+      return True
+    text = str(error)
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _first_line(error: BaseException) -> str:
+  lines = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
+
+
+@dataclasses.dataclass
+class _KeepProtected:
+  """An Orbax preservation policy: keeps the one step in ``step`` (None: none)."""
+
+  step: int | None = None
+
+  def should_preserve(self, checkpoints: Sequence[Any], *, context: Any) -> list[bool]:
+    del context
+    return [c.step == self.step for c in checkpoints]
+
+
 class CheckpointManager:
   """Saves and restores ``(state pytree, meta dict)`` per step, verifying checksums on restore.
 
   Args:
     directory: where steps are written (created if missing).
-    max_to_keep: keep the last K steps.
+    max_to_keep: keep the last K steps (and the ``protect``-ed one).
     async_save: write in the background (``wait_until_finished`` to block).
   """
 
   def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                async_save: bool = True):
     self.directory = pathlib.Path(directory).absolute()
+    self._protected = _KeepProtected(self._read_protected())
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+        [ocp.checkpoint_managers.LatestN(n=max_to_keep), self._protected])
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+        options=ocp.CheckpointManagerOptions(create=True, preservation_policy=policy,
                                              enable_async_checkpointing=async_save))
+    self._saving: int | None = None  # the step of a save that may still be in flight
+
+  def _read_protected(self) -> int | None:
+    try:
+      return int(json.loads((self.directory / _PROTECTED_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+      return None
+
+  @property
+  def protected_step(self) -> int | None:
+    """The step rotation never deletes (``protect``), or None."""
+    return self._protected.step
+
+  def protect(self, step: int) -> None:
+    """Keeps ``step`` out of rotation (releasing the previously protected step)."""
+    if step == self._protected.step:
+      return
+    self._protected.step = int(step)
+    if jax.process_index() == 0:
+      path = self.directory / _PROTECTED_FILE
+      tmp = path.with_name(path.name + ".tmp")
+      try:
+        tmp.write_text(json.dumps({"step": int(step)}))
+        os.replace(tmp, path)
+      except OSError as e:
+        raise self._write_error(step, e, action="marking the last good step") from None
+
+  def _last_committed(self, *, before: int | None = None) -> int | None:
+    steps = [s for s in self.all_steps() if before is None or s < before]
+    return steps[-1] if steps else None
+
+  def _write_error(self, step: int, error: BaseException, *, action: str) -> "CheckpointError":
+    good = self._last_committed(before=step)
+    where = (f"the last good checkpoint is step {good} in {self.directory}" if good is not None
+             else "no checkpoint had been saved yet")
+    if _is_disk_full(error):
+      try:
+        free = f", {shutil.disk_usage(self.directory).free} bytes free"
+      except OSError:
+        free = ""
+      what = f"the disk is full{free}"
+    else:
+      what = _first_line(error)
+    return CheckpointError(f"{action} step {step} in {self.directory} failed: {what}; {where}")
+
+  def _remove_partial(self, step: int) -> None:
+    """Deletes the temporary folders a failed save of ``step`` left (never a committed step)."""
+    if jax.process_index() != 0:
+      return
+    for path in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+      shutil.rmtree(path, ignore_errors=True)
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -91,24 +190,46 @@ class CheckpointManager:
     return self._manager.latest_step()
 
   def save(self, step: int, state: Any, *, meta: dict | None = None, force: bool = True) -> None:
-    """Saves ``state`` at ``step`` with ``meta`` and the per-leaf checksums."""
+    """Saves ``state`` at ``step`` with ``meta`` and the per-leaf checksums.
+
+    Raises:
+      CheckpointError: the disk has no room for the step, or writing it (or finishing the
+        previous asynchronous save) failed; nothing of the failed step is left behind.
+    """
+    self.wait_until_finished()  # a failure of the previous save is reported as that step's
     meta = dict(meta or {})
     meta["checksums"] = checksums(state)
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)), force=force)
+    needed = sum(_leaf_bytes(x).nbytes for x in jax.tree.leaves(state)) + _FREE_MARGIN_BYTES
+    try:
+      free = shutil.disk_usage(self.directory).free
+    except OSError:
+      free = None
+    if free is not None and free < needed:
+      raise self._write_error(step, OSError(errno.ENOSPC, "No space left on device"),
+                              action="saving") from None
+    self._saving = step
+    try:
+      self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                       meta=ocp.args.JsonSave(meta)), force=force)
+    except Exception as e:  # pylint: disable=broad-except
+      self._failed(step, e)
 
   def read_meta(self, step: int) -> dict:
     """The JSON metadata of one step (no array is read)."""
     return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
-  def _quarantine(self, step: int) -> pathlib.Path | None:
-    """Moves a bad step out of the way (kept for inspection) so the run can save it again."""
+  def quarantine(self, step: int, *, reason: str = "corrupt") -> pathlib.Path | None:
+    """Moves a step out of the way, kept for inspection, so the run can save that step again.
+
+    The step goes to ``<directory>-corrupt/<step>-<reason>-<time>``; returns that path (None
+    on processes other than 0, or when the step is not there).
+    """
     source = self.directory / str(step)
     if jax.process_index() != 0 or not source.exists():
       return None
     dest_root = self.directory.parent / (self.directory.name + "-corrupt")
     dest_root.mkdir(parents=True, exist_ok=True)
-    dest = dest_root / f"{step}-{int(time.time())}"
+    dest = dest_root / f"{step}-{reason}-{int(time.time())}"
     shutil.move(str(source), str(dest))
     self._manager.reload()
     return dest
@@ -158,19 +279,47 @@ class CheckpointManager:
           if problems:
             _log.warning("restored step %d after skipping: %s", s, "; ".join(problems))
           return s, state, meta
-      moved = self._quarantine(s) if quarantine and step is None else None
+      moved = self.quarantine(s) if quarantine and step is None else None
       if moved is not None:
         problem += f" (moved to {moved})"
       _log.warning("%s; trying an earlier step", problem)
       problems.append(problem)
     raise CheckpointError("no intact checkpoint: " + "; ".join(problems))
 
+  def _failed(self, step: int, error: BaseException) -> None:
+    self._saving = None
+    try:  # let Orbax's background threads end before cleaning up after them
+      self._manager.wait_until_finished()
+    except Exception:  # pylint: disable=broad-except
+      pass
+    self._remove_partial(step)
+    if isinstance(error, CheckpointError):
+      raise error
+    raise self._write_error(step, error, action="saving") from None
+
   def wait_until_finished(self) -> None:
-    self._manager.wait_until_finished()
+    """Blocks until the asynchronous save is written.
+
+    Raises:
+      CheckpointError: it failed (one line: the step, why, and the last good step).
+    """
+    step, self._saving = self._saving, None
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      if step is None:
+        raise
+      self._failed(step, e)
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for the last save (raising ``CheckpointError`` if it failed) and closes."""
+    try:
+      self.wait_until_finished()
+    finally:
+      try:
+        self._manager.close()
+      except Exception:  # pylint: disable=broad-except
+        pass
 
 
 def save_model(directory: str | os.PathLike, variables: dict, *, model: str, scale: int,

@@ -8,11 +8,15 @@ variables, its scale, and the YCbCr standard (``luma``) a 1-channel model's weig
 trained on, so that callers (evaluation, the ``jaxsr`` command, training's ``init_from``)
 treat both sources alike.
 
-Scale: a checkpoint is a model of one scale, and asking for another is an error. A weights
-file whose architecture fixes its scale is checked the same way (by the importer); a
-scale-free file (SRCNN .mat, FSRCNN-pytorch .pth) is built at the requested scale, default
-its file name's ``xN``, with a logged warning when the two differ (the weights were trained
-for the name's scale).
+Scale: weights are trained for one scale, and asking for another is an error
+(``InputError`` with ``field='scale'`` naming both scales) unless ``force_scale=True``. The
+scale a source states is a checkpoint's recorded scale, the scale a weights file's
+architecture fixes (EDSR, RCAN, ... upsamplers; OpenCV graphs), or, for a scale-free file
+(SRCNN .mat, FSRCNN-pytorch .pth), its file name's ``xN`` (``convert.scale_from_filename``);
+a scale-free file whose name states none is built at the requested scale. Forcing builds the
+model at the requested scale when its parameters fit it (scale-free models: SRCNN, FSRCNN; a
+fixed upsampler never fits another scale, forced or not), with a logged warning and a note.
+``import_weights`` applies the same rule to ``jaxsr convert``.
 
 Mistakes raise ``InputError`` naming the argument at fault in ``field`` (``checkpoint``,
 ``weights``, ``model``, ``scale``), never a command-line flag.
@@ -29,7 +33,7 @@ from jaxsr import color
 from jaxsr import convert
 from jaxsr.errors import InputError
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "import_weights", "load_model"]
 
 _log = logging.getLogger(__name__)
 
@@ -80,36 +84,107 @@ def _luma(value: Any) -> str:
   return color.OPENCV if value == color.OPENCV else color.MATLAB
 
 
-def _from_checkpoint(directory: str | os.PathLike, *, scale: int | None,
-                     use_ema: bool) -> LoadedModel:
+def _mismatch(source: Any, own: int, scale: int, why: str, *, forcible: bool) -> InputError:
+  advice = (f"; force the scale to use them at x{scale} anyway" if forcible else
+            "; no forcing changes that")
+  return InputError(f"{source}: weights for x{own} ({why}), not x{scale}{advice}", field="scale")
+
+
+def _forced_note(source: Any, own: int, scale: int) -> str:
+  message = f"{source}: weights trained for x{own} used at x{scale} (scale forced)"
+  _log.warning("%s", message)
+  return message
+
+
+def _fits(module: Any, variables: dict[str, Any]) -> bool:
+  """Whether ``variables`` have the shapes ``module`` initialises (no computation)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  channels = int(getattr(module, "channels", 3))
+  try:
+    want = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, 8, 8, channels))))
+  except Exception:  # pylint: disable=broad-except
+    return False
+  shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)  # noqa: E731
+  got = shapes({k: v for k, v in variables.items() if k in want})
+  return jax.tree.structure(got) == jax.tree.structure(shapes(dict(want))) and got == shapes(
+      dict(want))
+
+
+def _from_checkpoint(directory: str | os.PathLike, *, scale: int | None, use_ema: bool,
+                     force_scale: bool) -> LoadedModel:
   # Imported here: Orbax (and the absl it brings) load only when a checkpoint is read.
   from jaxsr import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr import models  # pylint: disable=g-import-not-at-top
 
   try:
     module, variables, meta = checkpoint_lib.load_model(directory, use_ema=use_ema)
   except checkpoint_lib.CheckpointError as e:
     raise InputError(str(e), field="checkpoint") from None
-  if scale is not None and int(scale) != int(module.scale):
-    raise InputError(f"{directory} is a x{module.scale} model, not x{scale}", field="scale")
   imported = meta.get("imported") or {}
+  notes = list(imported.get("notes") or ())
+  own = int(module.scale)
+  if scale is not None and int(scale) != own:
+    rescaled = models.get_model(meta["model"]["name"], scale=int(scale),
+                                **meta["model"].get("overrides", {}))
+    if not _fits(rescaled, variables):
+      raise InputError(f"{directory} is a x{own} model, not x{scale} (its architecture fixes "
+                       f"the scale; no forcing changes that)", field="scale")
+    if not force_scale:
+      raise InputError(f"{directory} is a x{own} model, not x{scale} (its recorded scale); "
+                       f"force the scale to use it at x{scale} anyway", field="scale")
+    notes.append(_forced_note(directory, own, int(scale)))
+    module = rescaled
   return LoadedModel(module=module, variables=variables, scale=int(module.scale),
                      luma=_luma(imported.get("luma")), name=meta["model"]["name"],
-                     format="checkpoint", source=str(directory), meta=meta,
-                     notes=tuple(imported.get("notes") or ()))
+                     format="checkpoint", source=str(directory), meta=meta, notes=tuple(notes))
 
 
-def _from_weights(path: str | os.PathLike, *, model: str | None,
-                  scale: int | None) -> LoadedModel:
+def import_weights(path: str | os.PathLike, *, model: str | None = None,
+                   scale: int | None = None, force_scale: bool = False) -> convert.Imported:
+  """``convert.load_weights`` with the loader's scale rule (see the module docstring).
+
+  Args:
+    path: a published weights file.
+    model: its registry name (default: recognised from the file).
+    scale: the scale wanted; None: the file's own.
+    force_scale: use a scale-free file at a scale other than its name's ``xN``.
+
+  Returns:
+    A ``convert.Imported`` at ``scale`` (or the file's own scale); forcing adds a note.
+
+  Raises:
+    InputError: what ``convert.load_weights`` raises; ``field='scale'`` when ``scale``
+      disagrees with the file's architecture (always) or its name's ``xN`` (unless forced).
+  """
+  try:
+    imported = convert.load_weights(path, model=model)
+  except InputError as e:
+    if e.field != "scale" or scale is None:
+      raise
+    # The file states no scale (a scale-free file without xN in its name): the request holds.
+    return convert.load_weights(path, model=model, scale=scale)
+  own = int(imported.scale)
+  if scale is None or int(scale) == own:
+    return imported
+  scale = int(scale)
+  if imported.format not in _SCALE_FREE_FORMATS:
+    raise _mismatch(path, own, scale, "its architecture fixes the scale", forcible=False)
+  if not force_scale:
+    raise _mismatch(path, own, scale, f"its file name says x{own}", forcible=True)
+  forced = convert.load_weights(path, model=model, scale=scale)
+  forced.notes.append(_forced_note(path, own, scale))
+  return forced
+
+
+def _from_weights(path: str | os.PathLike, *, model: str | None, scale: int | None,
+                  force_scale: bool) -> LoadedModel:
   if not model:
     raise InputError(f"the registry name of the model of weights file {path} is needed (e.g. "
                      f"srcnn, fsrcnn, espcn, edsr, rcan, msrresnet, rrdbnet)", field="model")
-  imported = convert.load_weights(path, model=model, scale=scale)
+  imported = import_weights(path, model=model, scale=scale, force_scale=force_scale)
   notes = list(imported.notes)
-  trained = convert.scale_from_filename(path)
-  if imported.format in _SCALE_FREE_FORMATS and trained not in (None, imported.scale):
-    message = f"{path}: weights trained for x{trained} used at x{imported.scale}"
-    _log.warning("%s", message)
-    notes.append(message)
   meta = {"model": {"name": imported.name, "scale": int(imported.scale),
                     "overrides": dict(imported.overrides)},
           "imported": {"source": str(path), "format": imported.format, "luma": imported.luma,
@@ -121,7 +196,8 @@ def _from_weights(path: str | os.PathLike, *, model: str | None,
 
 def load_model(*, checkpoint: str | os.PathLike | None = None,
                weights: str | os.PathLike | None = None, model: str | None = None,
-               scale: int | None = None, use_ema: bool = True) -> LoadedModel:
+               scale: int | None = None, use_ema: bool = True,
+               force_scale: bool = False) -> LoadedModel:
   """Loads a super-resolution model from a jaxsr checkpoint or a published weights file.
 
   Args:
@@ -129,10 +205,12 @@ def load_model(*, checkpoint: str | os.PathLike | None = None,
     weights: a published weights file, converted on the fly; needs ``model``.
     model: the registry name of the weights file's model family (e.g. ``'srcnn'``,
       ``'edsr'``); ignored with ``checkpoint`` (the checkpoint names its model).
-    scale: the scale wanted; None: the checkpoint's / file's own. A checkpoint or a file
-      whose architecture fixes the scale must match it.
+    scale: the scale wanted; None: the checkpoint's / file's own. It must match the scale
+      the source states (see the module docstring) unless ``force_scale``.
     use_ema: a training checkpoint's EMA weights when it has them (as published models are
       evaluated), else its raw parameters.
+    force_scale: use weights at a ``scale`` other than the one they were trained for, where
+      their parameters fit a model of that scale (scale-free models: SRCNN, FSRCNN).
 
   Returns:
     A :class:`LoadedModel`.
@@ -140,15 +218,15 @@ def load_model(*, checkpoint: str | os.PathLike | None = None,
   Raises:
     InputError: neither or both of ``checkpoint`` and ``weights``; no intact checkpoint in
       ``checkpoint`` (field ``checkpoint``); ``weights`` without ``model``, or an unknown or
-      unfitting ``model`` (field ``model``); a ``scale`` the model cannot have (field
-      ``scale``); an unreadable or unsupported weights file.
+      unfitting ``model`` (field ``model``); a ``scale`` that disagrees with the source's
+      (field ``scale``, naming both; unless forced where the parameters fit); an unreadable or unsupported weights file.
   """
   if checkpoint is not None and weights is not None:
     raise InputError(f"give either a checkpoint ({checkpoint}) or a weights file ({weights}), "
                      f"not both")
   if checkpoint is not None:
-    return _from_checkpoint(checkpoint, scale=scale, use_ema=use_ema)
+    return _from_checkpoint(checkpoint, scale=scale, use_ema=use_ema, force_scale=force_scale)
   if weights is not None:
-    return _from_weights(weights, model=model, scale=scale)
+    return _from_weights(weights, model=model, scale=scale, force_scale=force_scale)
   raise InputError("give a model: a checkpoint directory, or a weights file with its model name")
 

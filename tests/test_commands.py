@@ -46,6 +46,34 @@ def test_unknown_recipe_is_a_one_line_error(tmp_path):
   assert recipes.path("test").is_file()
 
 
+@pytest.mark.parametrize("override,expected", [
+    ("--config.model_overrides.num_blok=2",
+     "--config.model_overrides.num_blok: config.model_overrides has no field 'num_blok' "
+     "(fields: activation, channels, n1, n2)"),
+    ("--config.learning_rat=2",
+     "--config.learning_rat: config has no field 'learning_rat'; did you mean 'learning_rate'?"),
+])
+def test_misspelt_config_field_names_it_and_the_near_one(tmp_path, override, expected):
+  out = _run(str(REPO / "train.py"), "--config", str(REPO / "configs" / "test.py"),
+             "--workdir", str(tmp_path / "run"), override, cwd=tmp_path)
+  assert out.returncode == 2
+  assert out.stderr.strip().splitlines() == [f"train.py: error: {expected}"]
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["eval.py", "--protocol", "foo"], "eval.py: error: flag --protocol=foo: value should be one of <y|rgb>"),
+    (["-m", "jaxsr", "eval", "--scales", "2", "--nope"], "jaxsr eval: error: Unknown command line flag 'nope'"),
+    (["train.py", "--config", "configs/test.py", "--workdir", "w", "--config.learning_rate=x"],
+     "train.py: error: flag --config.learning_rate=x: could not convert string to float: 'x'"),
+])
+def test_bad_flags_are_one_line_and_status_2(tmp_path, argv, expected):
+  argv = [str(REPO / a) if a.endswith(".py") else a for a in argv]
+  out = _run(*argv, cwd=tmp_path)
+  assert out.returncode == 2
+  assert out.stderr.strip().splitlines() == [expected]
+
+
 def test_eval_errors_name_flags(tmp_path):
   out = _run("-m", "jaxsr", "eval", "--weights", str(tmp_path / "w.pth"), "--datasets",
              "embedded", cwd=tmp_path)

@@ -442,3 +442,56 @@ def test_user_layer_with_a_spatial_rule_runs_bucketed_exactly():
   assert inference.receptive_radius(model) == 3  # 3x3 conv, blur, 3x3 conv: 1 + 1 + 1
   with pytest.raises(ValueError, match='unknown valid_region'):
     models.SpatialRule('reflect')
+
+
+def test_forward_memory_follows_xla_at_the_actual_size():
+  model, variables = _tiny('fsrcnn', 3)
+  fixed, per_pixel = inference._footprint(model, variables, 1)
+  lowered = inference._jitted(model).lower(
+      variables, jax.ShapeDtypeStruct((1, 320, 256, 1), jnp.float32),
+      jax.ShapeDtypeStruct((1,), jnp.int32), jax.ShapeDtypeStruct((1,), jnp.int32), padded=True)
+  stats = lowered.compile().memory_analysis()
+  actual = (stats.argument_size_in_bytes + stats.output_size_in_bytes +
+            stats.temp_size_in_bytes)
+  assert abs(fixed + per_pixel * 320 * 256 - actual) < 0.1 * actual
+  small = inference.forward_memory(model, variables, (150, 130, 1))
+  assert inference.forward_memory(model, variables, (300, 260, 1)) > 3 * small > 0
+
+
+def test_plan_memory_tiles_when_memory_is_short():
+  model, variables = _tiny('fsrcnn', 3)
+  radius = int(inference.receptive_radius(model))
+  shape = (150, 130, 1)
+  need = inference.forward_memory(model, variables, shape)
+  roomy = inference.plan_memory(model, variables, shape, available=2 * need)
+  assert roomy.tile is None and roomy.need == need and roomy.available == 2 * need
+  short = inference.plan_memory(model, variables, shape, available=need // 2,
+                                tile_overlap=2 * radius)
+  assert short.tile in inference.TILE_CANDIDATES and short.tile < max(shape)
+  assert short.tile_need <= 0.8 * (need // 2)
+  im = _images([shape[:2]], 1, seed=5)[0]
+  whole = inference.upscale(model, variables, im)
+  tiled = inference.upscale(model, variables, im, tile=short.tile, tile_overlap=2 * radius)
+  assert tiled.shape == whole.shape and _max_rel_diff(tiled, whole) < 1e-5
+  # An explicit tile that does not fit is refused with the one that does.
+  cost = {t: inference.plan_memory(model, variables, shape, tile=t, available=10**12).tile_need
+          for t in (96, 128)}
+  between = int((cost[96] + cost[128]) / 2 / 0.8)
+  with pytest.raises(errors.InputError, match='with tile 128 needs .*; use tile 96') as info:
+    inference.plan_memory(model, variables, shape, tile=128, available=between)
+  assert info.value.field == 'tile'
+  assert inference.plan_memory(model, variables, shape, available=between).tile == 96
+  with pytest.raises(errors.InputError, match='even with tile 64'):
+    inference.plan_memory(model, variables, shape, available=1000)
+
+
+def test_available_memory_env(monkeypatch):
+  monkeypatch.setenv(inference.MEMORY_ENV, '8M')
+  assert inference.available_memory() == 8 * 2**20
+  monkeypatch.setenv(inference.MEMORY_ENV, '1.5G')
+  assert inference.available_memory() == int(1.5 * 2**30)
+  monkeypatch.setenv(inference.MEMORY_ENV, 'lots')
+  with pytest.raises(errors.InputError, match='lots'):
+    inference.available_memory()
+  monkeypatch.delenv(inference.MEMORY_ENV)
+  assert inference.available_memory() is None or inference.available_memory() > 0

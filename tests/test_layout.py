@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("jaxsr.models",),
     ("jaxsr.losses", "jaxsr.inference", "jaxsr.checkpoint", "jaxsr.optim"),
     ("jaxsr.data", "jaxsr.convert"),
-    ("jaxsr.eval_lib", "jaxsr.loading"),
+    ("jaxsr.eval_lib", "jaxsr.loading", "jaxsr.report"),
     ("jaxsr.tasks",),
     ("jaxsr.train_lib",),
     ("jaxsr.recipes", "jaxsr.commands", "jaxsr.cli", "jaxsr.__main__", "jaxsr"),

@@ -88,12 +88,54 @@ def test_weights_file(caplog):
   assert got.meta["model"] == {"name": "fsrcnn", "scale": 3, "overrides": {}}
   assert got.meta["imported"]["format"] == "fsrcnn-pytorch-pth"
   assert not [n for n in got.notes if "trained for" in n]
-  # A scale-free file at another scale than its name's: built, with a warning (for now).
+  # A scale-free file at another scale than its name's: refused, naming both scales...
+  e = _raises("scale", r"weights for x3 \(its file name says x3\), not x2", weights=path,
+              model="fsrcnn", scale=2)
+  assert str(path) in str(e) and "force the scale" in str(e)
+  # ...unless forced: built at x2, with a warning and a note.
   with caplog.at_level(logging.WARNING, logger="jaxsr.loading"):
-    other = loading.load_model(weights=path, model="fsrcnn", scale=2)
+    other = loading.load_model(weights=path, model="fsrcnn", scale=2, force_scale=True)
   assert other.scale == 2 == other.module.scale
   assert "trained for x3 used at x2" in caplog.text
   assert any("trained for x3 used at x2" in n for n in other.notes)
+  assert other.meta["model"]["scale"] == 2
+
+
+def test_checkpoint_scale_forced_only_where_parameters_fit(checkpoints, tmp_path):
+  root, imp = checkpoints
+  e = _raises("scale", r"x2 model, not x3 \(its recorded scale\)", checkpoint=root / "matlab",
+              scale=3)
+  assert "force the scale" in str(e)
+  forced = loading.load_model(checkpoint=root / "matlab", scale=3, force_scale=True)
+  assert forced.scale == 3 == forced.module.scale
+  assert any("used at x3 (scale forced)" in n for n in forced.notes)
+  jax.tree.map(np.testing.assert_array_equal, forced.variables, imp.variables)
+  # ESPCN's pixel shuffle fixes the scale (its last conv has scale**2 channels): no forcing.
+  from jaxsr import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr import models  # pylint: disable=g-import-not-at-top
+  module = models.get_model("espcn", scale=2)
+  variables = module.init(jax.random.key(0), np.zeros((1, 8, 8, 1), np.float32))
+  checkpoint_lib.save_model(tmp_path / "espcn", dict(variables), model="espcn", scale=2)
+  for force in (False, True):
+    _raises("scale", r"x2 model, not x3 \(its architecture fixes the scale",
+                checkpoint=tmp_path / "espcn", scale=3, force_scale=force)
+
+
+def test_structural_scale_mismatch_is_not_forcible():
+  path = shared_path("weights", "opencv_dnn_superres", "ESPCN_x2.pb")
+  for force in (False, True):
+    e = _raises("scale", r"weights for x2 \(its architecture fixes the scale\), not x3",
+                weights=path, model="espcn", scale=3, force_scale=force)
+    assert str(path) in str(e)
+  assert loading.import_weights(path, scale=2).scale == 2
+
+
+def test_scale_free_file_without_xn_takes_the_request(tmp_path):
+  torch = pytest.importorskip("torch")
+  sd = factories.fsrcnn_pytorch_state_dict(RNG)
+  torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, tmp_path / "fsrcnn.pth")
+  got = loading.import_weights(tmp_path / "fsrcnn.pth", scale=4)
+  assert got.scale == 4 and not [n for n in got.notes if "forced" in n]
 
 
 def test_weights_errors_name_the_field(tmp_path):

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the test oracles beside jaxsr (tests marked `oracle`, benchmarks/): the CPU build of
-# torch 2.13.0, BasicSR (basicsr-fixed), OpenCV and SciPy. tools/test.sh runs it, so every
+# torch 2.13.0, BasicSR (basicsr-fixed), OpenCV and SciPy, and for LPIPS the lpips package with
+# torchvision 0.28.0 (the release paired with torch 2.13.0). tools/test.sh runs it, so every
 # "equals the reference" claim is checked on every test run.
 # basicsr-fixed is installed without its dependencies: its torchvision requirement would pull a
 # multi-GB CUDA build of torch. The tests load the few numpy/torch modules they need directly.
+# lpips and torchvision likewise go in without dependencies. PyPI's torchvision is a CUDA build
+# whose package __init__ fails beside CPU torch; tests/test_lpips.py loads its two plain-Python
+# model files (alexnet.py, vgg.py) directly, which is all LPIPS uses.
 # Idempotent: a second run does nothing unless this file changed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,8 +18,9 @@ want="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo "[jaxsr] installing the test oracles (torch 2.13.0 CPU, basicsr-fixed) into $venv" >&2
+echo "[jaxsr] installing the test oracles (torch 2.13.0 CPU, basicsr-fixed, lpips) into $venv" >&2
 pip="$venv/bin/python -m pip install -q --disable-pip-version-check"
 $pip "torch==2.13.0" opencv-python-headless scipy
 $pip --no-deps --no-build-isolation basicsr-fixed
+$pip --no-deps "torchvision==0.28.0" "lpips==0.1.4"
 echo "$want" > "$stamp"

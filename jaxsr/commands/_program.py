@@ -28,6 +28,23 @@ def _asks_for_help(args: Sequence[str]) -> bool:
   return False
 
 
+def one_line_flag_errors(argv: list[str], *, prog: str,
+                         explain: Callable[[list[str]], str | None] | None = None) -> list[str]:
+  """absl's flag parsing, with a bad flag or value reported as one line and exit status 2.
+
+  ``explain(argv)``, when given, may return a better message for the error than absl's.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    message = (explain and explain(argv)) or " ".join(
+        str(e).replace("\\n", " ").replace("\\'", "'").split())
+    if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
+      message = message[1:-1]  # a KeyError's quoted key
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def start(main: Callable[[list[str]], None], *, args: Sequence[str], prog: str, doc: str,
           flag_names: Sequence[str],
           flags_parser: Callable[[list[str]], list[str]] | None = None) -> NoReturn:
@@ -39,16 +56,16 @@ def start(main: Callable[[list[str]], None], *, args: Sequence[str], prog: str, 
     prog: the program's name (absl's ``argv[0]``).
     doc: the usage text ``--help`` prints above the flags.
     flag_names: the program's flags, listed by ``--help``.
-    flags_parser: replaces absl's flag parser (``app.run``'s ``flags_parser``).
+    flags_parser: replaces the flag parser (default: :func:`one_line_flag_errors`).
   """
   for name in flag_names:
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
   main_module = sys.modules.get("__main__")
   if main_module is not None:
     main_module.__doc__ = doc
-  kw = {"flags_parser": flags_parser} if flags_parser is not None else {}
+  parser = flags_parser or (lambda argv: one_line_flag_errors(argv, prog=prog))
   try:
-    app.run(main, argv=[prog, *args], **kw)
+    app.run(main, argv=[prog, *args], flags_parser=parser)
   except SystemExit as e:
     if e.code == 1 and _asks_for_help(args):
       raise SystemExit(0) from None

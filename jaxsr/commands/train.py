@@ -6,17 +6,23 @@ CONFIG is a config file (e.g. configs/edsr_x2.py in a source checkout) or ``reci
 recipe packaged with jaxsr (jaxsr/recipes/NAME.py). ``python train.py ...`` in a source
 checkout is the same program.
 
+One run at a time per DIR: a second one is refused while DIR/train.lock is held (a lock left by
+a killed run on this host is taken over with a warning).
+
 Resumes automatically from the latest intact checkpoint in DIR. On a multi-host cluster run
 the same command on every host with --distributed (JAX detects Cloud TPU, SLURM, ...) or with
---coordinator_address/--num_processes/--process_id. User mistakes (bad config values, a
-checkpoint that does not fit, non-finite losses) end with a one-line error and exit status 2.
+--coordinator_address/--num_processes/--process_id. User mistakes and environment faults (bad
+config values, a checkpoint that does not fit, non-finite or diverging losses, a busy, unwritable
+or full work directory) end with a one-line error and exit status 2.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging as std_logging
 import os
+import runpy
 import sys
 from typing import NoReturn, Sequence
 
@@ -109,19 +115,53 @@ def main(argv: list[str], *, prog: str = "train.py") -> None:
   except InputError as e:
     print(f"{prog}: error: {e.describe(_FLAG_OF_FIELD)}", file=sys.stderr)
     sys.exit(2)
-  except (CheckpointError, FloatingPointError) as e:
+  except (CheckpointError, FloatingPointError, train_lib.OutputError) as e:
     print(f"{prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
 
 
-def _parse_flags(argv: list[str], *, prog: str) -> list[str]:
-  """absl flag parsing with bad --config.FIELD values reported in one line."""
+def _load_config_file(argv: Sequence[str]):
+  """The config of the ``--config FILE[:ARG]`` in ``argv``, or None when it cannot be loaded
+  (config_flags has no value yet when an override names a missing field)."""
+  path = None
+  for i, arg in enumerate(argv):
+    if arg == "--config" and i + 1 < len(argv):
+      path = argv[i + 1]
+    elif arg.startswith("--config="):
+      path = arg[len("--config="):]
+  if not path:
+    return None
+  path, _, extra = path.partition(".py:")
+  path = path if path.endswith(".py") else path + ".py"
   try:
-    return flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-    message = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").split()).strip("'\"")
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    get_config = runpy.run_path(path)["get_config"]
+    return get_config(extra) if extra else get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None  # absl's own message stands
+
+
+def _unknown_field(argv: Sequence[str]) -> str | None:
+  """For the first ``--config.A.B=V`` whose field the loaded config lacks: a message naming it
+  and the nearest existing field at that level (absl's own message names only the last key)."""
+  config = _load_config_file(argv)
+  if config is None:
+    return None
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    path = arg[len("--config."):].split("=", 1)[0].split(".")
+    node = config
+    for depth, key in enumerate(path):
+      keys = list(node.keys()) if hasattr(node, "keys") else None
+      if keys is None:
+        break
+      if key not in keys:
+        where = ".".join(["config", *path[:depth]])
+        near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else f" (fields: {', '.join(sorted(keys))})"
+        return f"--config.{'.'.join(path)}: {where} has no field {key!r}{hint}"
+      node = node[key]
+  return None
 
 
 def start(args: Sequence[str] | None = None, *, prog: str = "train.py") -> NoReturn:
@@ -137,4 +177,5 @@ def start(args: Sequence[str] | None = None, *, prog: str = "train.py") -> NoRet
     sys.exit(2)
   _program.start(functools.partial(main, prog=prog), args=args, prog=prog, doc=__doc__,
                  flag_names=_FLAG_NAMES,
-                 flags_parser=functools.partial(_parse_flags, prog=prog))
+                 flags_parser=functools.partial(_program.one_line_flag_errors, prog=prog,
+                                                explain=_unknown_field))

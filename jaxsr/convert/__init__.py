@@ -34,6 +34,7 @@ from typing import Any
 
 from jaxsr.convert._common import Imported
 from jaxsr.convert._common import scale_from_filename
+from jaxsr.convert.lpips import load_lpips_params
 from jaxsr.convert.opencv_pb import import_opencv_pb
 from jaxsr.convert.pytorch import import_state_dict
 from jaxsr.convert.pytorch import import_torch
@@ -45,7 +46,8 @@ from jaxsr.errors import InputError
 __all__ = [
     "Imported", "convert_vgg19", "detect_format",
     "import_opencv_pb", "load_vgg19", "save_vgg19",
-    "import_srcnn_mat", "import_state_dict", "import_torch", "load_weights", "read_state_dict",
+    "import_srcnn_mat", "import_state_dict", "import_torch", "load_lpips_params", "load_weights",
+    "read_state_dict",
     "scale_from_filename",
 ]
 
@@ -57,12 +59,21 @@ def detect_format(path: str | os.PathLike) -> str:
   path = pathlib.Path(path)
   if not path.is_file():
     raise InputError(f"{path}: no such weights file")
-  with open(path, "rb") as f:
-    head = f.read(128)
+  try:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+      head = f.read(128)
+  except OSError as e:
+    raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+  if size == 0:
+    raise InputError(f"{path}: empty file (0 bytes)")
   if head.startswith(b"MATLAB") or head[:4] == b"\x00\x00\x00\x00" and path.suffix == ".mat":
     return "mat"
   if head[:2] == b"PK" or head[:2] == b"\x80\x02" or head[:1] == b"\x80":
     return "pth"
+  if head[8:10] == b'{"':  # an 8-byte header length, then the JSON header
+    raise InputError(f"{path}: a safetensors file, which jaxsr does not import (expected an "
+                     f"SRCNN .mat, an OpenCV .pb or a PyTorch .pth)")
   suffix = path.suffix.lower()
   if suffix == ".mat":
     return "mat"

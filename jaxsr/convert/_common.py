@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import os
 import pathlib
@@ -131,6 +132,12 @@ def identity_rule(target: str) -> Rule:
   return Rule(target, lambda a: a, lambda s: s)
 
 
+def nearest(key: str, candidates: Sequence[str]) -> str | None:
+  """The candidate closest to ``key`` (``difflib``, ratio >= 0.6), or None."""
+  found = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
+  return found[0] if found else None
+
+
 def build_params(path, source: dict[str, np.ndarray], rules: dict[str, Rule],
                  expected: dict[str, tuple[int, ...]], model_desc: str,
                  order: Sequence[str] | None = None) -> dict[str, Any]:
@@ -145,7 +152,10 @@ def build_params(path, source: dict[str, np.ndarray], rules: dict[str, Rule],
     array = np.asarray(source[key])
     rule = rules.get(key)
     if rule is None:
-      raise InputError(f"{path}: unexpected key {key!r} {tuple(array.shape)} for {model_desc}")
+      near = nearest(key, [k for k in rules if k not in source])
+      hint = f" (nearest expected key: {near!r}, which the file lacks)" if near else ""
+      raise InputError(f"{path}: unexpected key {key!r} {tuple(array.shape)} for {model_desc}"
+                       f"{hint}")
     want = expected.get(rule.target)
     if want is None:
       raise InputError(f"{path}: key {key!r}: {model_desc} has no parameter {rule.target}")
@@ -161,8 +171,10 @@ def build_params(path, source: dict[str, np.ndarray], rules: dict[str, Rule],
     out[rule.target] = value
   missing = [k for k, r in rules.items() if k not in source]
   if missing:
+    near = nearest(missing[0], [k for k in source if k not in rules])
     raise InputError(f"{path}: missing key {missing[0]!r} for {model_desc}"
-                     + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                     + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                     + (f"; the file has {near!r} instead" if near else ""))
   uncovered = sorted(set(expected) - set(out))
   if uncovered:
     raise InputError(f"{path}: no weights for {uncovered[0]} of {model_desc}")

@@ -22,6 +22,7 @@ published protocol), which these models were not trained on.
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 from typing import Any
@@ -45,7 +46,8 @@ def read_graph(path: str | os.PathLike):
   try:
     graph.ParseFromString(path.read_bytes())
   except Exception as e:  # pylint: disable=broad-except  (protobuf DecodeError)
-    raise InputError(f"{path}: not a TensorFlow GraphDef ({type(e).__name__})") from None
+    raise InputError(f"{path}: truncated or corrupt TensorFlow GraphDef, or not one "
+                     f"({type(e).__name__}: {str(e)[:80]})") from None
   if not graph.node:
     raise InputError(f"{path}: empty TensorFlow graph")
   return graph
@@ -69,7 +71,19 @@ class _Graph:
     node = self.nodes.get(name.split(":")[0])
     if node is None or node.op != "Const":
       return None
-    return np.asarray(self._make_ndarray(node.attr["value"].tensor))
+    tensor = node.attr["value"].tensor
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    # A constant may be stored as one value repeated to its shape: refuse a declared shape the
+    # file's bytes could not hold before TensorFlow allocates it.
+    limit = max(pathlib.Path(self.path).stat().st_size, 1 << 20)
+    if any(d < 0 for d in dims) or math.prod(dims) > limit:
+      raise InputError(f"{self.path}: constant {node.name!r} declares shape {dims}, more than "
+                       f"the file's {limit} bytes can hold (corrupt or crafted file)")
+    try:
+      return np.asarray(self._make_ndarray(tensor))
+    except (TypeError, ValueError) as e:  # a damaged dtype or tensor content
+      raise InputError(f"{self.path}: corrupt constant {node.name!r} ({type(e).__name__}: "
+                       f"{str(e)[:80]})") from None
 
   def only_consumer(self, node, ops=None):
     users = self.consumers.get(node.name, [])

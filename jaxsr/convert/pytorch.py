@@ -90,9 +90,16 @@ def _count(sd: dict, pattern: str) -> int:
   return (max(found) + 1) if found else 0
 
 
+def _missing(sd, key, path, family: str | None = None) -> InputError:
+  near = _common.nearest(key, list(sd))
+  what = f" for {_LAYOUTS[family][0]}" if family else ""
+  return InputError(f"{path}: missing key {key!r}{what}"
+                    + (f"; the file has {near!r} instead (renamed?)" if near else ""))
+
+
 def _shape(sd, key, path) -> tuple[int, ...]:
   if key not in sd:
-    raise InputError(f"{path}: missing key {key!r}")
+    raise _missing(sd, key, path, detect_family(sd))
   return tuple(sd[key].shape)
 
 
@@ -106,7 +113,7 @@ def _stage_scale(sd, keys: list[str], num_feat: int, path) -> int:
   """Scale of a chain of sub-pixel convs (``keys`` that exist, in order)."""
   present = [k for k in keys if k in sd]
   if not present:
-    raise InputError(f"{path}: missing key {keys[0]!r}")
+    raise _missing(sd, keys[0], path, detect_family(sd))
   ratio = sd[present[0]].shape[0] // max(num_feat, 1)
   if ratio == 9 and len(present) == 1:
     return 3
@@ -122,7 +129,7 @@ def _stage_scale(sd, keys: list[str], num_feat: int, path) -> int:
 
 def _edsr(sd, path, name):
   nf, ch = _shape(sd, "conv_first.weight", path)[:2]
-  nb = _count(sd, r"body\.(\d+)\.conv1\.weight")
+  nb = _count(sd, r"body\.(\d+)\.")  # any key of a block: a renamed one is then named
   scale = _stage_scale(sd, ["upsample.0.weight", "upsample.2.weight", "upsample.4.weight"], nf, path)
   name = name or ("edsr" if (nf, nb) == (256, 32) else "edsr_baseline")
   inferred = dict(num_feat=nf, num_block=nb, channels=ch)
@@ -139,8 +146,8 @@ def _edsr(sd, path, name):
 
 def _rcan(sd, path, name):
   nf, ch = _shape(sd, "conv_first.weight", path)[:2]
-  ng = _count(sd, r"body\.(\d+)\.conv\.weight")
-  nb = _count(sd, r"body\.0\.residual_group\.(\d+)\.rcab\.0\.weight")
+  ng = _count(sd, r"body\.(\d+)\.")
+  nb = _count(sd, r"body\.0\.residual_group\.(\d+)\.")
   squeeze = _shape(sd, "body.0.residual_group.0.rcab.3.attention.1.weight", path)[0]
   scale = _stage_scale(sd, ["upsample.0.weight", "upsample.2.weight", "upsample.4.weight"], nf, path)
   inferred = dict(num_feat=nf, num_group=ng, num_block=nb, reduction=nf // max(squeeze, 1),
@@ -163,7 +170,7 @@ def _rcan(sd, path, name):
 
 def _msrresnet(sd, path, name):
   nf, ch = _shape(sd, "conv_first.weight", path)[:2]
-  nb = _count(sd, r"body\.(\d+)\.conv1\.weight")
+  nb = _count(sd, r"body\.(\d+)\.")
   scale = _stage_scale(sd, ["upconv1.weight", "upconv2.weight", "upconv3.weight"], nf, path)
   inferred = dict(num_feat=nf, num_block=nb, channels=ch)
   rules: dict[str, _common.Rule] = {}
@@ -185,7 +192,7 @@ def _rrdbnet(sd, path, name):
     raise InputError(f"{path}: key 'conv_first.weight' takes {cin} channels for a {ch}-channel "
                      f"output: BasicSR's pixel-unshuffle x{2 if cin == 4 * ch else 1} RRDBNet "
                      f"variant is not supported")
-  nb = _count(sd, r"body\.(\d+)\.rdb1\.conv1\.weight")
+  nb = _count(sd, r"body\.(\d+)\.")
   gc = _shape(sd, "body.0.rdb1.conv1.weight", path)[0]
   ups = sum(1 for k in sd if re.fullmatch(r"conv_up\d+\.weight", k))
   scale = 2 ** max(ups, 1)
@@ -228,6 +235,50 @@ def _fsrcnn(sd, path, name):
   return name, None, inferred, rules
 
 
+# family: (what it is, its keys (before .weight/.bias), the keys ``detect_family`` looks for).
+_LAYOUTS = {
+    "edsr": ("BasicSR EDSR", (r"conv_first", r"body\.\d+\.conv[12]", r"conv_after_body",
+                              r"upsample\.\d+", r"conv_last"), ("conv_after_body.weight",)),
+    "rcan": ("BasicSR RCAN", (r"conv_first", r"body\.\d+\.residual_group\.\d+\.rcab\.\d+"
+                              r"(\.attention\.\d+)?", r"body\.\d+\.conv", r"conv_after_body",
+                              r"upsample\.\d+", r"conv_last"),
+             ("body.0.residual_group.0.rcab.0.weight",)),
+    "msrresnet": ("BasicSR MSRResNet", (r"conv_first", r"body\.\d+\.conv[12]", r"upconv\d",
+                                        r"conv_hr", r"conv_last"),
+                  ("upconv1.weight", "conv_hr.weight")),
+    "rrdbnet": ("BasicSR RRDBNet", (r"conv_first", r"body\.\d+\.rdb[123]\.conv[1-5]",
+                                    r"conv_body", r"conv_up\d", r"conv_hr", r"conv_last"),
+                ("body.0.rdb1.conv1.weight",)),
+    "fsrcnn": ("FSRCNN-pytorch", (r"first_part\.\d+", r"mid_part\.\d+", r"last_part"),
+               ("first_part.0.weight", "last_part.weight")),
+}
+
+
+def _unrecognised(sd: dict[str, Any], path) -> InputError:
+  """Names the layout closest to ``sd`` and the key that keeps it from being recognised."""
+  best, fits = None, []
+  for family, (_, patterns, _) in _LAYOUTS.items():
+    rx = re.compile(rf"(?:{'|'.join(patterns)})\.(?:weight|bias)")
+    ok = [k for k in sd if rx.fullmatch(k)]
+    if len(ok) > len(fits):
+      best, fits = family, ok
+  expected = "expected BasicSR EDSR/RCAN/MSRResNet/RRDBNet or FSRCNN-pytorch"
+  if best is None:
+    return InputError(f"{path}: unrecognised state dict layout: no key fits a known layout "
+                      f"(first keys: {', '.join(list(sd)[:4])}); {expected}")
+  desc, _, markers = _LAYOUTS[best]
+  others = [k for k in sd if k not in set(fits)]
+  need = next(m for m in markers if m not in sd)
+  near = _common.nearest(need, others)
+  message = (f"{path}: unrecognised state dict layout: closest is {desc} ({len(fits)} of "
+             f"{len(sd)} keys fit), but key {need!r} is missing")
+  if near:
+    message += f"; the file has {near!r} instead (renamed?)"
+  elif others:
+    message += f"; first key that does not fit: {others[0]!r}"
+  return InputError(message)
+
+
 _BUILDERS = {"edsr": _edsr, "rcan": _rcan, "msrresnet": _msrresnet, "rrdbnet": _rrdbnet,
              "fsrcnn": _fsrcnn}
 
@@ -261,9 +312,7 @@ def import_state_dict(sd: dict[str, np.ndarray], *, path: str | os.PathLike = "<
     sd = renamed
   family = detect_family(sd)
   if family is None:
-    raise InputError(f"{path}: unrecognised state dict layout (first keys: "
-                     f"{', '.join(list(sd)[:4])}); expected BasicSR EDSR/RCAN/MSRResNet/RRDBNet "
-                     f"or FSRCNN-pytorch")
+    raise _unrecognised(sd, path)
   if model is not None:
     want = _FAMILY_OF_NAME.get(model)
     if want is None:

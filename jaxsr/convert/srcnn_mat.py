@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import zlib
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,16 @@ def read_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
     raise InputError(f"{path}: no such weights file")
   try:
     mat = scipy.io.loadmat(str(path))
-  except (ValueError, TypeError, OSError, NotImplementedError) as e:
-    raise InputError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from None
+  except (PermissionError, FileNotFoundError) as e:
+    raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+  except (ValueError, TypeError, OSError, NotImplementedError, IndexError, KeyError,
+          EOFError, OverflowError, zlib.error, scipy.io.matlab.MatReadError) as e:
+    # scipy reports a file cut short as OSError('could not read bytes'), MatReadError or
+    # ValueError, and damaged compressed data as zlib.error.
+    detail = str(e).splitlines()[0][:120] if str(e) else ""
+    kind = type(e).__name__ if type(e).__name__ != "error" else f"{type(e).__module__}.error"
+    raise InputError(f"{path}: truncated or corrupt MATLAB file ({kind}"
+                     f"{': ' + detail if detail else ''})") from None
   return {k: np.asarray(v) for k, v in mat.items() if not k.startswith("__")}
 
 

@@ -2,8 +2,13 @@
 
 Contract of ``read_image``: returns uint8 ``[H, W, 1]`` for greyscale files and ``[H, W, 3]``
 for colour files. An alpha channel is dropped with a warning; 16-bit images are scaled to 8-bit
-(``round(v * 255 / 65535)``); palette and other modes are converted to RGB. Anything that cannot
-be decoded raises ``jaxsr.errors.InputError`` naming the file.
+(``round(v * 255 / 65535)``); palette and other modes are converted to RGB. A file of several
+frames (an animated GIF, PNG or WebP, a multi-page TIFF) gives its first frame, with a one-line
+warning that names the file and the number of frames dropped. Anything that cannot be decoded
+raises ``jaxsr.errors.InputError`` naming the file.
+
+``IMAGE_EXTENSIONS`` are the suffixes a folder is searched for; a file named on its own is read
+whatever its suffix, so a folder and its files listed one by one give the same images.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from jaxsr.errors import InputError
 
 __all__ = ["IMAGE_EXTENSIONS", "find_folder", "has_images", "image_files", "list_images", "read_image"]
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".webp",
+                    ".gif")
 
 
 # Where sets live under a data directory: <root>/<prefix>/<Name>/<subfolder>, covering the
@@ -105,6 +111,8 @@ def _read_png16(path: pathlib.Path, data: bytes) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> np.ndarray:
   """Reads one image file as uint8 ``[H, W, 1]`` (grey) or ``[H, W, 3]`` (colour).
 
+  A file of several frames gives its first, with a warning.
+
   Raises:
     InputError: missing, unreadable or corrupt file.
   """
@@ -117,6 +125,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return _read_png16(path, path.read_bytes())
   try:
     with Image.open(path) as img:
+      frames = int(getattr(img, "n_frames", 1) or 1)
+      if frames > 1:
+        warnings.warn(f"{path}: {frames} frames; only the first is used (the other "
+                      f"{frames - 1} are ignored)", stacklevel=2)
       img.load()
       mode = img.mode
       if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):

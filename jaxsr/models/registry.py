@@ -11,6 +11,7 @@ SRCNN, FSRCNN, ESPCN, VDSR; 3 = RGB otherwise). Discriminators map
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from typing import Any, Mapping
 
@@ -18,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsr.errors import InputError
 from jaxsr.models import discriminators
 from jaxsr.models import edsr
 from jaxsr.models import espcn
@@ -113,6 +115,25 @@ def model_spec(name: str) -> ModelSpec:
     raise ValueError(f"unknown model {name!r}; known: {list_models('all')}") from None
 
 
+def model_fields(name: str) -> list[str]:
+  """The configuration fields of model ``name`` that an override may set (not ``scale``)."""
+  return [f.name for f in dataclasses.fields(model_spec(name).cls)
+          if f.name not in ('parent', 'name', 'scale')]
+
+
+def check_overrides(name: str, overrides: Mapping[str, Any]) -> None:
+  """Raises ``InputError`` (``field='overrides'``) naming the first key of ``overrides`` that
+  ``name`` has no field for, with the nearest field name (``difflib``) or the list of fields."""
+  fields = model_fields(name)
+  for key in overrides:
+    if key in fields or key in ('scale', 'name'):
+      continue
+    near = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]!r}?" if near else f" (fields: {', '.join(fields)})"
+    raise InputError(f"model {model_spec(name).name!r} has no field {key!r}{hint}",
+                     field="overrides")
+
+
 def get_model(name: str, *, scale: int | None, **overrides: Any) -> nn.Module:
   """Builds a registered model.
 
@@ -124,8 +145,13 @@ def get_model(name: str, *, scale: int | None, **overrides: Any) -> nn.Module:
 
   Returns:
     An unbound Flax module.
+
+  Raises:
+    ValueError: an unknown name or scale; ``InputError`` (a ``ValueError``) for an override
+      that is not a field of the model, naming it and the nearest field.
   """
   spec = model_spec(name)
+  check_overrides(name, overrides)
   kw = dict(spec.config)
   kw.update(overrides)
   if spec.kind == 'sr':

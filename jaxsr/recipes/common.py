@@ -74,6 +74,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   config.keep_checkpoints = 3
   config.eval_every_steps = 0  # 0: only at the end
+  # Divergence guard (jaxsr.train_lib): at each log or checkpoint step, a mean loss above
+  # divergence_factor x the median of the last divergence_window logged means (before the
+  # first one: the run's first step's loss) stops the run before anything is saved. 0: off.
+  config.divergence_factor = 100.0
+  config.divergence_window = 10
   config.init_from = config_dict.placeholder(str)  # a checkpoint dir to start the parameters from
   return config
 

@@ -73,6 +73,10 @@ def model_from_config(config: ml_collections.ConfigDict) -> nn.Module:
   try:
     return models.get_model(config.model, scale=int(config.scale),
                             **dict(config.model_overrides or {}))
+  except InputError as e:
+    if e.field == "overrides":  # a key of model_overrides that is not a field of the model
+      raise InputError(e.message, field="config.model_overrides") from None
+    raise InputError(e.message, field="config.model") from None
   except (ValueError, TypeError) as e:
     raise InputError(f"config.model: {e}") from None
 

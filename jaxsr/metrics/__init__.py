@@ -16,6 +16,10 @@ Contract:
   * Everything is pure, jit-able and vmap-able; convolutions and reductions run in float32
     with ``Precision.HIGHEST`` and a per-image centring that keeps SSIM within 1e-5 of a
     float64 reference (and in float64 when ``jax_enable_x64`` is on and float64 is passed).
+  * Perceptual measures live in submodules and are re-exported here: ``niqe`` /
+    ``load_niqe_params`` (no-reference NIQE, ``jaxsr.metrics._niqe``) and ``lpips``
+    (LPIPS v0.1, AlexNet/VGG16 trunk, ``jaxsr.metrics._lpips``; its weights are read by
+    ``jaxsr.convert.load_lpips_params``). Their contracts are in those modules' docstrings.
   * The ``*_masked`` variants take the true ``height``/``width`` of images zero-padded at the
     bottom/right to a common bucket shape, so that evaluation of differently sized images
     compiles once per bucket rather than once per image. They equal the unpadded metric.
@@ -28,10 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.color import rgb_to_y
+from jaxsr.metrics._lpips import LPIPS_CHANNELS, lpips
+from jaxsr.metrics._niqe import load_niqe_params, niqe
 
 __all__ = [
     "psnr", "ssim", "ssim_map", "rgb_to_y", "crop_border", "quantize", "psnr_masked",
-    "ssim_masked", "gaussian_window",
+    "ssim_masked", "gaussian_window", "niqe", "load_niqe_params", "lpips", "LPIPS_CHANNELS",
 ]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
