@@ -82,7 +82,7 @@ _PROTECTED_FILE = "protected_step.json"
 _FREE_MARGIN_BYTES = 1 << 20  # beyond a step's array bytes: metadata, JSON, file-system blocks
 
 
-def _is_disk_full(error: BaseException) -> bool:
+def is_disk_full(error: BaseException) -> bool:
   """Whether ``error`` or an exception it was raised from is ENOSPC / EDQUOT (any wrapping)."""
   seen = set()
   while error is not None and id(error) not in seen:
@@ -166,7 +166,7 @@ class CheckpointManager:
     good = self._last_committed(before=step)
     where = (f"the last good checkpoint is step {good} in {self.directory}" if good is not None
              else "no checkpoint had been saved yet")
-    if _is_disk_full(error):
+    if is_disk_full(error):
       try:
         free = f", {shutil.disk_usage(self.directory).free} bytes free"
       except OSError:

@@ -104,6 +104,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr import runtime
 from jaxsr.errors import InputError
 from jaxsr.models import common
 
@@ -527,8 +528,36 @@ def _footprint(model: nn.Module, variables: Any, channels: int) -> tuple[float, 
   (n0, n1), (t0, t1) = _PROBE_SIZES, totals
   per_pixel = max((t1 - t0) / (n1 * n1 - n0 * n0), 0.)
   fixed = max(t0 - per_pixel * n0 * n0, 0.)
+  if jax.devices()[0].platform == 'cpu' and runtime.xla_cpu_im2col_convolutions():
+    per_pixel += _im2col_per_pixel(model, variables, channels)
   _FOOTPRINTS[key] = (fixed, per_pixel)
   return fixed, per_pixel
+
+
+def _im2col_per_pixel(model: nn.Module, variables: Any, channels: int) -> float:
+  """Bytes per LR pixel of the largest convolution patch buffer (``runtime.
+  xla_cpu_im2col_convolutions``): ``H x W x kh x kw x C_in`` float32 values at the resolution
+  each convolution runs at, found by tracing the model once (``jax.eval_shape``) at a probe
+  size with an interceptor that sees every convolution's input."""
+  n = _PROBE_SIZES[0]
+  largest = [0.]
+
+  def record(next_fun, args, kwargs, context):
+    mod = context.module
+    if (context.method_name == '__call__' and args and isinstance(mod, (nn.Conv, common.Conv))
+        and getattr(args[0], 'ndim', 0) == 4):
+      ks = mod.kernel_size
+      kh, kw = (ks, ks) if isinstance(ks, int) else (tuple(ks) + (1, 1))[:2]
+      _, h, w, c = args[0].shape
+      largest[0] = max(largest[0], 4. * h * w * kh * kw * c / (n * n))
+    return next_fun(*args, **kwargs)
+
+  def forward(v, x):
+    with nn.intercept_methods(record):
+      return model.apply(v, x)
+
+  jax.eval_shape(forward, variables, jax.ShapeDtypeStruct((1, n, n, channels), jnp.float32))
+  return largest[0]
 
 
 def forward_memory(model: nn.Module, variables: Any, shape: Sequence[int], *,

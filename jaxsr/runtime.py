@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["configure_xla_cpu", "hide_accelerators_from_tensorflow"]
+__all__ = ["configure_xla_cpu", "hide_accelerators_from_tensorflow", "xla_cpu_im2col_convolutions"]
 
 _FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 
@@ -34,6 +34,17 @@ def configure_xla_cpu() -> bool:
     return False
   os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}".strip()
   return True
+
+
+def xla_cpu_im2col_convolutions() -> bool:
+  """Whether XLA:CPU's YNNPACK fusions are off in this process (``configure_xla_cpu`` or the
+  user's ``XLA_FLAGS``). XLA's own CPU convolutions then gather each convolution's input patches
+  into one transient buffer of ``output pixels x kh x kw x C_in`` values, which XLA's memory
+  analysis does not count (``jaxsr.inference`` adds it to its memory estimate)."""
+  for flag in os.environ.get("XLA_FLAGS", "").split():
+    if flag.startswith("--xla_cpu_experimental_ynn_fusion_type="):
+      return flag.split("=", 1)[1] in ("", "none")
+  return False
 
 
 def hide_accelerators_from_tensorflow() -> bool:

@@ -157,7 +157,7 @@ class OutputError(RuntimeError):
 
 def _reason(error: BaseException) -> str:
   """A short, one-line reason for an OS or writer failure ('the disk is full', ...)."""
-  if ckpt_lib._is_disk_full(error):  # pylint: disable=protected-access
+  if ckpt_lib.is_disk_full(error):
     return "the disk is full"
   while error.__cause__ is not None and not isinstance(error, OSError):
     error = error.__cause__

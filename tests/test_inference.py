@@ -11,6 +11,7 @@ import pytest
 from jaxsr import errors
 from jaxsr import inference
 from jaxsr import models
+from jaxsr import runtime
 from jaxsr.models import common
 from jaxsr.models import registry
 
@@ -495,3 +496,21 @@ def test_available_memory_env(monkeypatch):
     inference.available_memory()
   monkeypatch.delenv(inference.MEMORY_ENV)
   assert inference.available_memory() is None or inference.available_memory() > 0
+
+
+def test_im2col_workspace_per_pixel_follows_each_convolution(monkeypatch):
+  # XLA:CPU without YNNPACK gathers a convolution's patches into one buffer its memory
+  # analysis does not count (a 4000x3000 ESPCN pass asked for ~28 GB of it); the estimate adds
+  # the largest one, at the resolution the convolution runs at.
+  espcn = models.get_model("espcn", scale=3)  # 5x5 on 1 channel, 3x3 on 64, 3x3 on 32
+  variables = jax.eval_shape(espcn.init, jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
+  assert inference._im2col_per_pixel(espcn, variables, 1) == 4 * 3 * 3 * 64
+  srcnn = models.get_model("srcnn", scale=3)  # bicubic x3 inside, then 9x9/1, 5x5/64 at HR size
+  variables = jax.eval_shape(srcnn.init, jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
+  assert inference._im2col_per_pixel(srcnn, variables, 1) == 4 * 5 * 5 * 64 * 9
+  monkeypatch.setenv("XLA_FLAGS", "--foo=1 --xla_cpu_experimental_ynn_fusion_type=")
+  assert runtime.xla_cpu_im2col_convolutions()
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=convolution")
+  assert not runtime.xla_cpu_im2col_convolutions()
+  monkeypatch.delenv("XLA_FLAGS")
+  assert not runtime.xla_cpu_im2col_convolutions()

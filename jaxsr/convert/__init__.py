@@ -32,6 +32,7 @@ import os
 import pathlib
 from typing import Any
 
+from jaxsr.convert import torch_io
 from jaxsr.convert._common import Imported
 from jaxsr.convert._common import scale_from_filename
 from jaxsr.convert.lpips import load_lpips_params
@@ -57,16 +58,7 @@ FORMATS = ("mat", "pb", "pth")
 def detect_format(path: str | os.PathLike) -> str:
   """``'mat'``, ``'pb'`` or ``'pth'`` from the file's first bytes (then its suffix)."""
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise InputError(f"{path}: no such weights file")
-  try:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-      head = f.read(128)
-  except OSError as e:
-    raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-  if size == 0:
-    raise InputError(f"{path}: empty file (0 bytes)")
+  head = torch_io.file_head(path, 128)
   if head.startswith(b"MATLAB") or head[:4] == b"\x00\x00\x00\x00" and path.suffix == ".mat":
     return "mat"
   if head[:2] == b"PK" or head[:2] == b"\x80\x02" or head[:1] == b"\x80":

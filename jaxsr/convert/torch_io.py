@@ -425,6 +425,25 @@ def _refuse_pid(path, pid):
   raise InputError(f"{path}: refusing to load: unexpected persistent object {str(pid)[:80]}")
 
 
+def file_head(path: pathlib.Path, n: int) -> bytes:
+  """The first ``n`` bytes of a weights file that exists, can be read and is not empty.
+
+  Raises:
+    InputError: the file is missing, unreadable or empty.
+  """
+  if not path.is_file():
+    raise InputError(f"{path}: no such weights file")
+  try:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+      head = fh.read(n)
+  except OSError as e:
+    raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+  if size == 0:
+    raise InputError(f"{path}: empty file (0 bytes)")
+  return head
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
   """Reads a ``torch.save`` file into nested dicts of numpy arrays, never executing its code.
 
@@ -439,16 +458,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
       the file cannot hold, or one that references code.
   """
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise InputError(f"{path}: no such weights file")
-  try:
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-      head = fh.read(4)
-  except OSError as e:
-    raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-  if size == 0:
-    raise InputError(f"{path}: empty file (0 bytes)")
+  head = file_head(path, 4)
   try:
     if head.startswith(b"PK"):
       if not zipfile.is_zipfile(path):
