@@ -40,6 +40,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxsr import files
+
 __all__ = ["CheckpointError", "CheckpointManager", "checksums", "params_sha256"]
 
 _log = logging.getLogger(__name__)
@@ -150,11 +152,9 @@ class CheckpointManager:
       return
     self._protected.step = int(step)
     if jax.process_index() == 0:
-      path = self.directory / _PROTECTED_FILE
-      tmp = path.with_name(path.name + ".tmp")
       try:
-        tmp.write_text(json.dumps({"step": int(step)}))
-        os.replace(tmp, path)
+        files.write_atomic(self.directory / _PROTECTED_FILE,
+                           lambda f: f.write(json.dumps({"step": int(step)}).encode()))
       except OSError as e:
         raise self._write_error(step, e, action="marking the last good step") from None
 

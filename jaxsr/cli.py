@@ -58,6 +58,7 @@ from typing import NoReturn, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from jaxsr import files  # pylint: disable=g-import-not-at-top
 from jaxsr import runtime  # pylint: disable=g-import-not-at-top
 from jaxsr.errors import InputError  # pylint: disable=g-import-not-at-top
 
@@ -124,12 +125,9 @@ def _write_png(array, target: pathlib.Path) -> None:
   """Writes ``target`` through a temporary sibling and a rename: never half-written."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  tmp = target.with_name(f".{target.name}.tmp.png")
   try:
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(tmp)
-    tmp.replace(target)
+    files.save_png(target, array)
   except OSError as e:
-    tmp.unlink(missing_ok=True)
     raise InputError(f"{target}: cannot write ({e.strerror or e})") from None
 
 

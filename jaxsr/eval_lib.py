@@ -55,6 +55,7 @@ import numpy as np
 
 from jaxsr import color
 from jaxsr import degradations
+from jaxsr import files
 from jaxsr import imresize as imresize_lib
 from jaxsr import metrics
 from jaxsr.data.eval_sets import EVAL_SETS, EvalImage, load_eval_set
@@ -793,10 +794,7 @@ def write_document(path: str | os.PathLike, document: Mapping[str, Any]) -> path
   """Writes a JSON document (``indent=1``) atomically (``<path>.tmp``, then renamed)."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(dict(document), indent=1))
-  tmp.replace(path)
-  return path
+  return files.write_atomic(path, lambda f: f.write(json.dumps(dict(document), indent=1).encode()))
 
 
 def evaluate_model(module, variables, *, datasets: Sequence[str], scale: int,

@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from jaxsr import eval_lib
+from jaxsr import files
 from jaxsr.errors import InputError
 
 __all__ = ["ReportImage", "best_window", "render_report", "write_report", "CROP"]
@@ -237,9 +238,7 @@ def write_report(folder: str, *, methods: Sequence[tuple[str, Sequence[dict]]],
   path = pathlib.Path(folder) / "index.html"
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    files.write_atomic(path, lambda f: f.write(page.encode("utf-8")))
   except OSError as e:
     raise InputError(f"{path}: cannot write the report ({e.strerror or e})",
                      field="report") from None

@@ -60,6 +60,7 @@ from PIL import Image
 from jaxsr import checkpoint as ckpt_lib
 from jaxsr import data as jaxsr_data
 from jaxsr import eval_lib
+from jaxsr import files
 from jaxsr import loading
 from jaxsr import parallel
 from jaxsr import tasks
@@ -362,15 +363,9 @@ class _CheckedWriter:
 
 def _replace(path: pathlib.Path, write: Callable, *, last_good: Callable[[], str]) -> None:
   """Writes ``path`` through a temporary file (``write(binary file)``) and renames it."""
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
   try:
-    with open(tmp, "wb") as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.write_atomic(path, write, sync=True)
   except OSError as e:
-    tmp.unlink(missing_ok=True)
     raise OutputError(f"{path}: writing failed ({_reason(e)}); {last_good()}") from None
 
 

@@ -105,8 +105,11 @@ def test_unwritable_output_folder_and_failed_write(tmp_path, fsrcnn_x2, capsys, 
   assert len(err) == 1 and "cannot write to this folder" in err[0] and str(out) in err[0]
   monkeypatch.setattr(os, "access", real_access)
 
-  def full_disk(self, fp, *args, **kwargs):
-    pathlib.Path(fp).write_bytes(b"\x89PNG half")
+  def full_disk(self, fp, *args, **kwargs):  # half an image written, then the disk is full
+    if hasattr(fp, "write"):
+      fp.write(b"\x89PNG half")
+    else:
+      pathlib.Path(fp).write_bytes(b"\x89PNG half")
     raise OSError(errno.ENOSPC, "No space left on device")
 
   monkeypatch.setattr(Image.Image, "save", full_disk)

@@ -15,8 +15,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "jaxsr"
 
 # Lowest first. A module belongs to the first entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
-    ("jaxsr.errors", "jaxsr.runtime", "jaxsr.color", "jaxsr.imresize", "jaxsr.degradations",
-     "jaxsr.metrics", "jaxsr.parallel"),
+    ("jaxsr.errors", "jaxsr.runtime", "jaxsr.files", "jaxsr.color", "jaxsr.imresize",
+     "jaxsr.degradations", "jaxsr.metrics", "jaxsr.parallel"),
     ("jaxsr.models",),
     ("jaxsr.losses", "jaxsr.inference", "jaxsr.checkpoint", "jaxsr.optim"),
     ("jaxsr.data", "jaxsr.convert"),

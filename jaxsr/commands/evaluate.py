@@ -68,6 +68,7 @@ import numpy as np
 
 from jaxsr import color
 from jaxsr import eval_lib
+from jaxsr import files
 from jaxsr import loading
 from jaxsr import runtime
 from jaxsr.commands import _program
@@ -411,13 +412,9 @@ def _on_image(label: str, dataset: str, scale: int, protocol: str, bar: Progress
 
 
 def _save_png(path: pathlib.Path, image: np.ndarray) -> None:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format="PNG")
-    tmp.replace(path)
+    files.save_png(path, image)
   except OSError as e:
     raise InputError(f"{path}: cannot write image ({e.strerror or e})",
                      field="save_images") from None

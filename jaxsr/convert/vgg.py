@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxsr import files
 from jaxsr.errors import InputError
 from jaxsr.models import vgg as vgg_lib
 
@@ -169,10 +170,7 @@ def save_vgg19(vgg: dict, dst: str | os.PathLike, *, source_format: str = "") ->
   arrays["input_mean"] = np.asarray(vgg["input_mean"], np.float32)
   arrays["input_std"] = np.asarray(vgg["input_std"], np.float32)
   arrays["source_format"] = np.asarray(source_format)
-  tmp = dst.with_name(dst.name + ".tmp.npz")
-  np.savez(tmp, **arrays)
-  os.replace(tmp, dst)
-  return dst
+  return files.write_atomic(dst, lambda f: np.savez(f, **arrays))
 
 
 def _read_npz(path: pathlib.Path) -> dict:
