@@ -2,6 +2,7 @@
 
 Usage:
   python benchmarks/input_pipeline.py [--json FILE] [--quick]
+  python benchmarks/input_pipeline.py --stream-only [--sizes 50,200] [--json FILE]
 
 Measures, on this machine:
   * T91 (../shared/data/train/T91 when present, else the embedded default): patches/s of
@@ -12,6 +13,10 @@ Measures, on this machine:
     steady-state patches/s for the EDSR x2 recipe.
   * The EDSR-baseline x2 train step (64 features, 16 residual blocks, jit, Adam, L1, batch 16,
     HR patch 96) in steps/s and patches/s, alone and fed by the pipeline's iterator.
+  * Streaming vs in-memory on sets of different sizes (``--sizes``, default 50 and 200
+    synthetic 2040x1356 LR/HR pairs written to a temporary folder, read as paired folders):
+    patches/s and the peak RSS of a fresh subprocess per configuration (``resource.getrusage``),
+    for ``mode='stream'`` (bounded memory) and ``mode='memory'`` (the cache grows with the set).
 tfds autocache is off everywhere (``builders.examples`` reads with ``try_autocache=False``).
 """
 
@@ -146,11 +151,124 @@ def _fallback_edsr_baseline_x2():
   return EDSRBaselineX2()
 
 
+def synthetic_pairs(folder: pathlib.Path, count: int) -> None:
+  """Writes ``count`` 2040x1356 HR PNGs and their x2 LR (2x2 means) as paired folders.
+
+  Fast PNG compression (level 1); the content is a smooth field plus noise, shifted per image.
+  The first 50 are distinct; further files are hard links to them (the pipelines decode every
+  file anyway, so throughput and memory are those of distinct images).
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  (folder / 'hr').mkdir(parents=True, exist_ok=True)
+  (folder / 'lr').mkdir(parents=True, exist_ok=True)
+  h, w = 1356, 2040
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+  base = 128 + 70 * np.sin(xx / 47) * np.cos(yy / 61)
+  noise = np.random.default_rng(0).normal(0, 12, (h, w, 3)).astype(np.float32)
+  distinct = min(count, 50)
+  for i in range(count):
+    if (folder / 'lr' / f'{i:04d}.png').exists():
+      continue
+    if i >= distinct:  # beyond 50: links to the first 50 files (same decode cost, less writing)
+      for sub in ('hr', 'lr'):
+        os.link(folder / sub / f'{i % distinct:04d}.png', folder / sub / f'{i:04d}.png')
+      continue
+    image = np.roll(base, (7 * i, 13 * i), (0, 1))[..., None] + np.roll(noise, 5 * i, 1)
+    hr = np.clip(image + np.asarray([i % 40, 20, -20], np.float32), 0, 255).astype(np.uint8)
+    lr = hr.reshape(h // 2, 2, w // 2, 2, 3).mean((1, 3)).round().astype(np.uint8)
+    Image.fromarray(hr).save(folder / 'hr' / f'{i:04d}.png', compress_level=1)
+    Image.fromarray(lr).save(folder / 'lr' / f'{i:04d}.png', compress_level=1)
+
+
+def stream_child(folder: str, mode: str, steps: int, buffer: int, crops: int) -> dict:
+  """One configuration in this (fresh) process: patches/s and peak RSS of the pipeline."""
+  import resource  # pylint: disable=g-import-not-at-top
+
+  def status(key: str) -> float:  # MiB, from /proc/self/status
+    for line in pathlib.Path('/proc/self/status').read_text().splitlines():
+      if line.startswith(key + ':'):
+        return int(line.split()[1]) / 1024
+    return float('nan')
+
+  try:  # reset the peak (VmHWM) after the imports, so the peak is the pipeline's run
+    pathlib.Path('/proc/self/clear_refs').write_text('5')
+  except OSError:
+    pass
+  before = status('VmRSS')
+  start = time.perf_counter()
+  p = pipeline.make_pipeline(scale=2, batch_size=16, lr_patch_size=48, mode=mode,
+                             hr_folder=pathlib.Path(folder) / 'hr',
+                             lr_folder=pathlib.Path(folder) / 'lr', process_index=0,
+                             process_count=1, shuffle_buffer=buffer, crops_per_image=crops,
+                             memory_limit_mb=4096)
+  setup = time.perf_counter() - start
+  it = p.iterate(start_step=0, num_steps=steps + 1, prefetch=4, workers=1)
+  next(it)
+  start = time.perf_counter()
+  n = sum(1 for _ in it)
+  rate = n * p.batch_size / (time.perf_counter() - start)
+  peak = status('VmHWM')
+  out = {'mode': mode, 'setup_s': setup, 'steps': steps, 'patches_per_s': rate,
+         'rss_before_mb': before, 'peak_rss_mb': peak, 'peak_rss_growth_mb': peak - before,
+         'process_peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+         'shards': p.shards}
+  if mode == 'stream':
+    out.update(shuffle_buffer=buffer, crops_per_image=crops, estimated_mb=p.estimated_mb)
+  return out
+
+
+def stream_section(tmp: pathlib.Path, sizes: list[int], steps: int, buffer: int,
+                   crops: int) -> list[dict]:
+  import subprocess  # pylint: disable=g-import-not-at-top
+  rows = []
+  folder = tmp / 'pairs'
+  for size in sorted(sizes):
+    start = time.perf_counter()
+    synthetic_pairs(folder, size)
+    write = time.perf_counter() - start
+    for mode in ('stream', 'memory'):
+      sub = folder.with_name(f'pairs{size}')  # the first `size` files of `folder`
+      for part in ('hr', 'lr'):
+        (sub / part).mkdir(parents=True, exist_ok=True)
+        for i in range(size):
+          if not (sub / part / f'{i:04d}.png').exists():
+            os.link(folder / part / f'{i:04d}.png', sub / part / f'{i:04d}.png')
+      cmd = [sys.executable, __file__, '--child', str(sub), '--child-mode', mode,
+             '--child-steps', str(steps), '--buffer', str(buffer), '--crops', str(crops)]
+      proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+      if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+      row = {'images': size, 'write_s': write, **json.loads(proc.stdout.strip().splitlines()[-1])}
+      print(json.dumps(row), flush=True)
+      rows.append(row)
+  return rows
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--json', help='write the figures to this file')
   parser.add_argument('--quick', action='store_true', help='fewer steps and images')
+  parser.add_argument('--stream-only', action='store_true',
+                      help='only the streaming vs in-memory section')
+  parser.add_argument('--sizes', default='50,200', help='set sizes of the streaming section')
+  parser.add_argument('--buffer', type=int, default=2, help='stream shuffle_buffer')
+  parser.add_argument('--crops', type=int, default=64, help='stream crops_per_image')
+  parser.add_argument('--stream-steps', type=int, default=150)
+  parser.add_argument('--child', help=argparse.SUPPRESS)
+  parser.add_argument('--child-mode', help=argparse.SUPPRESS)
+  parser.add_argument('--child-steps', type=int, help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.child:
+    print(json.dumps(stream_child(args.child, args.child_mode, args.child_steps, args.buffer,
+                                  args.crops)))
+    return
+  if args.stream_only:
+    with tempfile.TemporaryDirectory() as tmp:
+      rows = stream_section(pathlib.Path(tmp), [int(x) for x in args.sizes.split(',')],
+                            args.stream_steps, args.buffer, args.crops)
+    if args.json:
+      pathlib.Path(args.json).write_text(json.dumps({'stream': rows}, indent=1) + '\n')
+    return
   steps = 100 if args.quick else 400
   results = {'machine': {'cpu': cpu_model(), 'cores': os.cpu_count(),
                          'python': platform.python_version()},
@@ -238,6 +356,9 @@ def main() -> None:
     figures['fed_by_pipeline_steps_per_s'] = (fed_steps + 1) / (time.perf_counter() - start)
     results['edsr_baseline_x2_step'] = figures
     print(json.dumps(figures, indent=1), flush=True)
+    if not args.quick:
+      results['stream'] = stream_section(tmp, [int(x) for x in args.sizes.split(',')],
+                                         args.stream_steps, args.buffer, args.crops)
 
   need = figures['patches_per_s']
   results['ratios'] = {

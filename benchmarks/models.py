@@ -84,6 +84,30 @@ def torch_fsrcnn(torch, *, scale, channels=1, d=56, s=12, m=4):
 # ----------------------------------------------------------------------------- cases
 
 
+def torch_swinir(torch, **kw):
+  """spandrel's PyTorch SwinIR (the suite's oracle, ``tests/test_swinir.py``), loaded by path:
+  ``import spandrel`` needs a working torchvision."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+
+  del torch
+  name = "spandrel.architectures.SwinIR.__arch.SwinIR"
+  if name not in sys.modules:
+    spec = importlib.util.find_spec("spandrel")
+    if spec is None or not spec.submodule_search_locations:
+      raise ImportError("spandrel is not installed")
+    root = pathlib.Path(list(spec.submodule_search_locations)[0])
+    for pkg, sub in [("spandrel", ""), ("spandrel.architectures", "architectures"),
+                     ("spandrel.architectures.SwinIR", "architectures/SwinIR")]:
+      if pkg not in sys.modules:
+        module = types.ModuleType(pkg)
+        module.__path__ = [str(root / sub)]
+        sys.modules[pkg] = module
+  return importlib.import_module(name).SwinIR(**kw)
+
+
 def cases(quick: bool):
   """(key, jaxsr registry name, scale, jaxsr overrides, torch builder, channels, note)."""
   rcan = dict(num_group=10, num_block=20) if not quick else dict(num_group=2, num_block=5)
@@ -110,6 +134,14 @@ def cases(quick: bool):
                                                   **rrdb),
           depth=("full (23 RRDB)" if not quick else
                  f"reduced: {rrdb['num_block']} RRDB (full: 23)")),
+      # SwinIR refuses size buckets (window padding): upscale() runs it with bucket=None.
+      "swinir_light_x4": dict(
+          name="swinir_light", scale=4, over={}, channels=3, bucket=None, random_init=True,
+          torch=lambda t, a: torch_swinir(t, img_size=64, embed_dim=60, depths=[6] * 4,
+                                          num_heads=[6] * 4, window_size=8, mlp_ratio=2.,
+                                          upscale=4, upsampler="pixelshuffledirect",
+                                          resi_connection="1conv"),
+          depth="full (4 RSTB x 6 blocks, embed 60, window 8)"),
       "rrdbnet_x4_train": dict(
           name="rrdbnet", scale=4, over=rrdb_train, channels=3,
           torch=lambda t, a: a["rrdbnet"].RRDBNet(3, 3, num_feat=64, num_grow_ch=32, scale=4,
@@ -168,7 +200,13 @@ def bench_inference(key, case, torch, archs, *, n, size, repeats):
   x = np.random.default_rng(0).random((n, size, size, c), dtype=np.float32)
   # Eager init on a small input: the parameters do not depend on the spatial size, and a
   # jitted init of full-depth RCAN takes minutes to compile on this CPU.
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, c), jnp.float32))
+  x16 = jnp.zeros((1, 16, 16, c), jnp.float32)
+  if case.get("random_init"):  # SwinIR: compiling model.init takes minutes; speed does not
+    rng = np.random.default_rng(0)  # depend on the values, so random ones of the right shapes
+    variables = jax.tree.map(lambda a: jnp.asarray(rng.normal(0, 0.02, a.shape), a.dtype),
+                             jax.eval_shape(model.init, jax.random.key(0), x16))
+  else:
+    variables = model.init(jax.random.key(0), x16)
   xj = jnp.asarray(x)
   fwd = jax.jit(model.apply)
   t = time.perf_counter()
@@ -176,17 +214,22 @@ def bench_inference(key, case, torch, archs, *, n, size, repeats):
   compile_s = time.perf_counter() - t
   fns = {"jaxsr": lambda: fwd(variables, xj).block_until_ready()}
   upscale_compile = None
+  bucket = case.get("bucket", size)
   if size % 16 == 0:  # bucket=size: no padding; the forward pass plus upscale()'s masking
     t = time.perf_counter()
-    inference.upscale(model, variables, x, scale=s, batch_size=n, bucket=size)
+    inference.upscale(model, variables, x, scale=s, batch_size=n, bucket=bucket)
     upscale_compile = time.perf_counter() - t
     fns["jaxsr_upscale"] = lambda: inference.upscale(model, variables, x, scale=s,
-                                                     batch_size=n, bucket=size)
+                                                     batch_size=n, bucket=bucket)
   row = {"model": key, "task": "inference", "depth": case["depth"],
          "shape": f"LR {n}x{size}x{size}x{c} -> x{s}", "jax_params": count_params(variables),
          "jax_compile_s": compile_s, "jax_upscale_compile_s": upscale_compile}
-  if torch is not None:
-    net = case["torch"](torch, archs).eval()
+  try:
+    net = case["torch"](torch, archs).eval() if torch is not None else None
+  except ImportError as e:  # spandrel (SwinIR's reference) absent: jaxsr's figures only
+    print(f"{key}: no PyTorch reference ({e})")
+    net = None
+  if net is not None:
     row["torch_params"] = sum(p.numel() for p in net.parameters())
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
@@ -325,7 +368,8 @@ def main() -> None:
   def want(k):
     return not only or k in only
 
-  infer = [("fsrcnn_x3", 4), ("edsr_baseline_x2", 1), ("rcan_x4", 1), ("rrdbnet_x4", 1)]
+  infer = [("fsrcnn_x3", 4), ("edsr_baseline_x2", 1), ("rcan_x4", 1), ("rrdbnet_x4", 1),
+           ("swinir_light_x4", 1)]
   for key, n in infer:
     if want(key):
       t = time.perf_counter()

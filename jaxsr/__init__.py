@@ -7,9 +7,12 @@ file I/O. Import the pieces you need (README "Layout" lists the layers):
   (whole-image upscaling), ``jaxsr.losses``, ``jaxsr.metrics`` (PSNR/SSIM), ``jaxsr.color``
   (RGB/YCbCr), ``jaxsr.imresize`` (MATLAB bicubic), ``jaxsr.degradations`` (the protocols' LR),
   ``jaxsr.load_model`` (a checkpoint or published weights file as module and variables),
-  ``jaxsr.optim``, ``jaxsr.parallel``, ``jaxsr.checkpoint``, ``jaxsr.convert``;
+  ``jaxsr.optim``, ``jaxsr.parallel``, ``jaxsr.checkpoint``, ``jaxsr.convert``,
+  ``jaxsr.realworld`` (Real-ESRGAN's degradations on device), ``jaxsr.load_pretrained`` /
+  ``jaxsr.list_pretrained`` (named pretrained models, ``jaxsr.zoo``);
 * with the ``data`` / ``train`` extras: ``jaxsr.data`` (datasets and pipelines),
-  ``jaxsr.eval_lib`` (the evaluation protocols), ``jaxsr.tasks`` and ``jaxsr.train_lib``.
+  ``jaxsr.eval_lib`` (the evaluation protocols), ``jaxsr.tasks``, ``jaxsr.train_lib`` and
+  ``jaxsr.export`` (StableHLO, SavedModel, TFLite, ONNX).
 """
 
 from jaxsr import color
@@ -24,11 +27,12 @@ from jaxsr.errors import InputError
 from jaxsr.loading import LoadedModel, load_model
 from jaxsr.metrics import crop_border, psnr, quantize, ssim
 from jaxsr.models import get_model, list_models
+from jaxsr.zoo import list_pretrained, load_pretrained
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InputError", "LoadedModel", "color", "crop_border", "degradations", "get_model", "imresize",
-    "inference", "list_models", "load_model", "losses", "metrics", "models", "psnr", "quantize",
-    "rgb_to_y", "ssim",
+    "inference", "list_models", "list_pretrained", "load_model", "load_pretrained", "losses",
+    "metrics", "models", "psnr", "quantize", "rgb_to_y", "ssim",
 ]

@@ -1,19 +1,43 @@
 """The ``jaxsr`` command: upscale images, import published weights, train and evaluate.
 
-  jaxsr upscale INPUT... (--checkpoint DIR | --model NAME --weights FILE) --output DIR
-                [--scale N [--force-scale]] [--tile N] [--tile-overlap N] [--self-ensemble]
-                [--batch-size N]
+  jaxsr upscale INPUT... (--model PRETRAINED | --checkpoint DIR | --model NAME --weights FILE)
+                --output DIR [--scale N [--force-scale]] [--outscale F] [--ext png|jpg|...|auto]
+                [--tile N] [--tile-overlap N] [--self-ensemble] [--batch-size N]
+                [--dtype float32|bfloat16|float16] [--alpha bicubic|model] [--model-cache DIR]
+  jaxsr models
   jaxsr convert FILE --output DIR [--overwrite] [--model NAME] [--scale N [--force-scale]]
+  jaxsr export (--checkpoint DIR | --model NAME [--weights FILE]) --output PATH
+               --format stablehlo|savedmodel|tflite|onnx [--dtype float32|bfloat16|float16]
+               [--overwrite]
   jaxsr train --config (FILE | recipe:NAME) --workdir DIR [--config.FIELD=VALUE ...]
   jaxsr eval [--model NAME] [--weights FILE | --checkpoint DIR] [--datasets ...] [--scales ...]
 
-``upscale`` reads uint8 RGB or greyscale images (PNG, JPEG, BMP, ...; INPUT may also be a
-folder), super-resolves them with ``jaxsr.inference.upscale_image`` (size buckets: few
-compilations; ``--tile`` for large images; ``--self-ensemble`` averages the 8 flips/rotations)
-and writes ``OUTPUT/<name>_x<scale>.png`` (through a temporary name and a rename: never
-half-written; the folder is created and checked for writing before any work). The model comes
-from ``jaxsr.loading.load_model``: ``--scale`` other than the one the weights were trained for
-is an error unless ``--force-scale`` (and never possible where the architecture fixes it).
+``upscale`` reads RGB or greyscale images, 8 or 16 bits, with or without alpha (PNG, JPEG,
+BMP, ...; INPUT may also be a folder: a progress bar on a terminal, one ``[i/n]`` line per
+image), super-resolves them with ``jaxsr.inference.upscale_image`` (size buckets: few
+compilations; ``--tile`` for large images; ``--self-ensemble`` averages the 8 flips/rotations;
+``--dtype`` computes in bfloat16/float16) and writes ``OUTPUT/<name>_x<scale>.<ext>`` (through
+a temporary name and a rename: never half-written; the folder is created and checked for
+writing before any work). ``--ext`` picks the format (default png; ``auto``: the input's);
+16-bit images stay 16-bit (written as 16-bit PNG), an alpha channel is kept and upscaled on
+its own (``--alpha bicubic``, the default, or ``model``: the model on the replicated alpha, as
+Real-ESRGAN's script does), a format that cannot hold it (JPEG, BMP) becomes PNG with a note.
+``--outscale F`` resizes the model's output (MATLAB bicubic, ``jaxsr.imresize``) to F times
+the input size and names the file ``_x<F>``.
+
+The model: ``--model NAME`` alone is a named pretrained model (``jaxsr models`` lists them;
+``jaxsr.zoo``: the weights come from an installed package, are converted once into
+``--model-cache`` / ``$JAXSR_CACHE/pretrained`` / ``~/.cache/jaxsr/pretrained`` and reused);
+pretrained names contain hyphens (``realesrgan-x4plus``), registry architectures underscores
+(``edsr_baseline``), so ``--model NAME --weights FILE`` (NAME the file's architecture) works
+as before. ``--checkpoint DIR`` and ``--weights`` come from ``jaxsr.loading.load_model``:
+``--scale`` other than the one the weights were trained for is an error unless
+``--force-scale`` (and never possible where the architecture fixes it).
+
+Tiling: tiles overlapping by ``--tile-overlap`` reproduce the whole-image output when the
+overlap covers twice the model's receptive radius; otherwise (usual: RRDBNet's radius is ~350
+LR px) they are an approximation, their overlaps are blended with feathered weights so no seam
+shows, and a ``jaxsr: note:`` gives the overlap that would be exact.
 
 Memory: without ``--tile``, each image's whole-image pass is estimated first
 (``jaxsr.inference.plan_memory``: XLA's memory analysis of the forward pass, scaled by pixel
@@ -36,6 +60,11 @@ checkpoint in ``--output`` is refused unless ``--overwrite``, which swaps it onl
 one is complete) for ``--checkpoint`` (here, in
 ``jaxsr eval``, and for fine-tuning with ``jaxsr train --config.init_from=DIR``).
 
+``export`` writes the model as a StableHLO, TensorFlow SavedModel, TFLite or ONNX artifact that
+takes images of any batch size, height and width (``jaxsr.export``; the input/output convention
+is written into the artifact and printed; an existing artifact is refused unless
+``--overwrite``).
+
 ``train`` and ``eval`` are the absl programs of ``jaxsr.commands`` (also ``python train.py`` /
 ``python eval.py`` in a source checkout); ``jaxsr train --help`` and ``jaxsr eval --help`` list
 their flags. ``--config recipe:NAME`` trains a recipe packaged with jaxsr (``jaxsr.recipes``).
@@ -56,6 +85,8 @@ import tempfile
 import warnings
 from typing import NoReturn, Sequence
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from jaxsr import files  # pylint: disable=g-import-not-at-top
@@ -71,7 +102,8 @@ _PROGRAMS = {
 }
 # Library error fields (InputError.field) -> the option that sets them.
 _OPTION_OF_FIELD = {"checkpoint": "--checkpoint", "weights": "--weights", "model": "--model",
-                    "scale": "--scale", "tile": "--tile"}
+                    "scale": "--scale", "tile": "--tile", "format": "--format",
+                    "dtype": "--dtype", "output": "--output", "alpha": "--alpha"}
 
 
 def _inputs(paths: Sequence[str]) -> list[pathlib.Path]:
@@ -121,43 +153,180 @@ def _remove_empty(folder: pathlib.Path) -> None:
     pass
 
 
-def _write_png(array, target: pathlib.Path) -> None:
-  """Writes ``target`` through a temporary sibling and a rename: never half-written."""
+# Output extensions -> PIL format, and what each can hold.
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+            ".tif": "TIFF", ".tiff": "TIFF"}
+_NO_ALPHA = ("JPEG", "BMP")
+
+
+def _write_image(array, target: pathlib.Path) -> None:
+  """Writes uint8/uint16 ``[H, W, 1|2|3|4]`` pixels as ``target``'s format (from its extension),
+  whole or not at all. 16-bit pixels are written as 16-bit PNG."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
+  fmt = _FORMATS[target.suffix.lower()]
+  if array.dtype == np.uint16:
+    if array.shape[-1] == 1:
+      pil = Image.fromarray(array[..., 0])  # mode I;16
+      write = lambda f: pil.save(f, format="PNG")  # noqa: E731
+    else:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+      data = tf.io.encode_png(array).numpy()  # Pillow cannot write 16-bit colour
+      write = lambda f: f.write(data)  # noqa: E731
+  else:
+    pil = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    write = lambda f: pil.save(f, format=fmt, **options)  # noqa: E731
   try:
-    files.save_png(target, array)
+    files.write_atomic(target, write)
   except OSError as e:
     raise InputError(f"{target}: cannot write ({e.strerror or e})") from None
 
 
+def _probe(path: pathlib.Path) -> None:
+  """Checks that ``path`` opens as an image (header only), before any work."""
+  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+
+  try:
+    with Image.open(path) as img:
+      img.size  # pylint: disable=pointless-statement
+  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    raise InputError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+
+
+def _read_pixels(path: pathlib.Path):
+  """An image file's pixels, keeping 16 bits and alpha: uint8 or uint16 ``[H, W, 1|2|3|4]``.
+
+  16-bit PNGs (grey, grey + alpha, RGB, RGBA) are decoded with TensorFlow (Pillow truncates
+  16-bit colour); other 16-bit grey files (mode ``I;16``) with Pillow; images with alpha (RGBA,
+  LA, palette with transparency) keep it; everything else is ``jaxsr.data.images.read_image``.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  from jaxsr.data.images import read_image  # pylint: disable=g-import-not-at-top
+
+  with open(path, "rb") as f:
+    header = f.read(26)
+  if header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    try:
+      array = tf.io.decode_png(path.read_bytes(), channels=0, dtype=tf.uint16).numpy()
+    except tf.errors.OpError as e:
+      raise InputError(f"{path}: cannot read image ({e.message.splitlines()[0]})") from None
+    return np.ascontiguousarray(array)
+  try:
+    with Image.open(path) as img:
+      mode = img.mode
+      if mode in ("I;16", "I;16B", "I;16L", "I;16N") and int(getattr(img, "n_frames", 1)) == 1:
+        img.load()
+        return np.ascontiguousarray(np.asarray(img).astype(np.uint16))[..., None]
+      if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        img.load()
+        conv = img.convert("LA" if mode == "LA" else "RGBA")
+        array = np.asarray(conv)
+        return np.ascontiguousarray(array if array.ndim == 3 else array[..., None])
+  except (OSError, SyntaxError, ValueError) as e:
+    raise InputError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+  return read_image(path)
+
+
+def _load_network(args):
+  """The model of ``jaxsr upscale``: ``--checkpoint DIR``; ``--model NAME --weights FILE``
+  (NAME a registry architecture); or ``--model NAME`` alone, NAME a named pretrained model
+  (``jaxsr models``; converted once into the cache)."""
+  from jaxsr import loading  # pylint: disable=g-import-not-at-top
+
+  if args.model and args.checkpoint is None and args.weights is None:
+    from jaxsr import models  # pylint: disable=g-import-not-at-top
+    from jaxsr import zoo  # pylint: disable=g-import-not-at-top
+
+    if args.model not in zoo.PRETRAINED and args.model in models.list_models("all"):
+      raise InputError(f"{args.model} is an architecture: give its --weights FILE (or a "
+                       f"--checkpoint), or a pretrained model name (jaxsr models)", field="model")
+    net = zoo.load(args.model, cache_dir=args.model_cache)
+    if args.scale is not None and args.scale != net.scale:
+      raise InputError(f"{args.model} is a x{net.scale} model, not x{args.scale} (use "
+                       f"--outscale {args.scale} to resize its output)", field="scale")
+    return net
+  return loading.load_model(checkpoint=args.checkpoint, weights=args.weights,
+                            model=args.model, scale=args.scale, force_scale=args.force_scale)
+
+
+def _progress(items, total: int):
+  """``items`` with a progress bar on stderr (tqdm, when installed and stderr is a terminal)."""
+  if total > 1 and sys.stderr.isatty():
+    try:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      return items
+    return tqdm(items, total=total, unit="image", file=sys.stderr, leave=False)
+  return items
+
+
+def _tiling_note(net, tile: int, overlap: int) -> str | None:
+  """The note printed when tiles are approximate, with the overlap that would be exact."""
+  from jaxsr import inference  # pylint: disable=g-import-not-at-top
+
+  if inference.tiling_is_exact(net.module, overlap, channels=net.channels):
+    return None
+  exact = inference.exact_overlap(net.module, channels=net.channels)
+  if exact is None:
+    how = "no finite overlap is exact for this model (global operations)"
+  else:
+    how = (f"exact with --tile-overlap {exact} and --tile larger than that "
+           f"(e.g. --tile {exact + 64})")
+  return (f"tiles of {net.name} are approximate (--tile {tile} --tile-overlap {overlap}): the "
+          f"overlaps are blended; {how}")
+
+
 def _cmd_upscale(args) -> int:
   from jaxsr import inference  # pylint: disable=g-import-not-at-top
-  from jaxsr import loading  # pylint: disable=g-import-not-at-top
-  from jaxsr.data.images import read_image  # pylint: disable=g-import-not-at-top
 
   if args.tile is not None and not 0 <= args.tile_overlap < args.tile:
     raise InputError(f"--tile {args.tile} must exceed --tile-overlap {args.tile_overlap}")
   if args.batch_size < 1:
     raise InputError("--batch-size must be >= 1")
-  files = _inputs(args.inputs)
+  if args.outscale is not None and not 0 < args.outscale <= 64:
+    raise InputError(f"--outscale must be in (0, 64], got {args.outscale:g}")
+  ext = None if args.ext == "auto" else "." + args.ext.lower().lstrip(".")
+  if ext is not None and ext not in _FORMATS:
+    raise InputError(f"--ext {args.ext}: one of auto, {', '.join(e[1:] for e in _FORMATS)}")
+  inference._compute_dtype(args.dtype)  # pylint: disable=protected-access
+  files_in = _inputs(args.inputs)
   out_dir = pathlib.Path(args.output)
   if out_dir.exists() and not out_dir.is_dir():
     raise InputError(f"--output {out_dir}: exists and is not a folder")
-  net = loading.load_model(checkpoint=args.checkpoint, weights=args.weights,
-                           model=args.model, scale=args.scale, force_scale=args.force_scale)
+  net = _load_network(args)
   scale = net.scale
-  targets = [out_dir / f"{f.stem}_x{scale}.png" for f in files]
+  factor = args.outscale if args.outscale is not None else scale
+  label = f"x{factor:g}"
+  targets = []
+  for f in files_in:
+    suffix = ext or (f.suffix.lower() if f.suffix.lower() in _FORMATS else ".png")
+    targets.append(out_dir / f"{f.stem}_{label}{suffix}")
   seen: dict[pathlib.Path, pathlib.Path] = {}
-  for f, t in zip(files, targets):
+  for f, t in zip(files_in, targets):
     if t in seen:
       raise InputError(f"{f} and {seen[t]} would both be written to {t}")
     seen[t] = f
-  images = [read_image(f) for f in files]  # every input is checked before any work
+  for f in files_in:  # every input is checked before any work
+    _probe(f)
   created = _prepare_output(out_dir)
   written = 0
+  noted: set[tuple[int, int]] = set()
   try:
-    for f, t, image in zip(files, targets, images):
+    for k, (f, t) in enumerate(_progress(list(zip(files_in, targets)), len(files_in))):
+      image = _read_pixels(f)
+      fmt = _FORMATS[t.suffix.lower()]
+      if image.dtype == np.uint16 and fmt != "PNG":
+        t = t.with_suffix(".png")
+        print(f"jaxsr: note: {f}: 16-bit pixels are written as 16-bit PNG: {t}", file=sys.stderr)
+      elif image.shape[-1] in (2, 4) and fmt in _NO_ALPHA:
+        t = t.with_suffix(".png")
+        print(f"jaxsr: note: {f}: {fmt} cannot hold the alpha channel; writing {t}",
+              file=sys.stderr)
       channels = net.channels if net.channels == 1 else 3
       plan = inference.plan_memory(
           net.module, net.variables, (*image.shape[:2], channels), scale=scale,
@@ -168,18 +337,41 @@ def _cmd_upscale(args) -> int:
         print(f"jaxsr: note: {f}: a whole-image pass needs ~{plan.need / 2**30:.1f} GiB, "
               f"{plan.available / 2**30:.1f} GiB available: tiling with --tile {tile}",
               file=sys.stderr)
+      if tile is not None and min(image.shape[:2]) > 0 and (tile, args.tile_overlap) not in noted:
+        if max(image.shape[:2]) > tile:
+          note = _tiling_note(net, tile, args.tile_overlap)
+          if note:
+            print(f"jaxsr: note: {note}", file=sys.stderr)
+          noted.add((tile, args.tile_overlap))
       sr = inference.upscale_image(image, net.module, net.variables, scale=scale,
                                    luma=net.luma, tile=tile, tile_overlap=args.tile_overlap,
                                    self_ensemble=args.self_ensemble,
-                                   batch_size=args.batch_size)
-      _write_png(sr, t)
+                                   batch_size=args.batch_size, dtype=args.dtype,
+                                   alpha=args.alpha)
+      if args.outscale is not None and args.outscale != scale:
+        h, w = image.shape[:2]
+        sr = inference.resize_image(sr, (max(1, round(h * args.outscale)),
+                                         max(1, round(w * args.outscale))))
+      _write_image(sr, t)
       written += 1
-      print(f"{f} -> {t} ({image.shape[1]}x{image.shape[0]} -> {sr.shape[1]}x{sr.shape[0]}, "
-            f"{net.name} x{scale})")
+      bits = " 16-bit" if sr.dtype == np.uint16 else ""
+      alpha = " +alpha" if sr.shape[-1] in (2, 4) else ""
+      print(f"[{k + 1}/{len(files_in)}] {f} -> {t} ({image.shape[1]}x{image.shape[0]} -> "
+            f"{sr.shape[1]}x{sr.shape[0]}{bits}{alpha}, {net.name} x{scale}"
+            + (f", outscale {factor:g}" if args.outscale is not None else "") + ")")
   except BaseException:
     if created and not written:
       _remove_empty(out_dir)
     raise
+  return 0
+
+
+def _cmd_models(args) -> int:
+  del args
+  from jaxsr import zoo  # pylint: disable=g-import-not-at-top
+
+  print(zoo.format_table())
+  print(f"\nconverted models are cached in {zoo.cache_root()} (${zoo.CACHE_ENV}/pretrained)")
   return 0
 
 
@@ -239,6 +431,34 @@ def _cmd_convert(args) -> int:
   return 0
 
 
+def _cmd_export(args) -> int:
+  from jaxsr import export as export_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr import loading  # pylint: disable=g-import-not-at-top
+
+  if args.format not in export_lib.FORMATS:
+    raise InputError(f"unknown format {args.format!r}; one of {', '.join(export_lib.FORMATS)}",
+                     field="format")
+  if args.dtype not in export_lib.DTYPES:
+    raise InputError(f"unknown dtype {args.dtype!r}; one of {', '.join(export_lib.DTYPES)}",
+                     field="dtype")
+  if args.checkpoint is None and args.weights is None and args.model:
+    try:
+      from jaxsr import zoo  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise InputError(f"{args.model}: named pretrained models need jaxsr.zoo; give "
+                       f"--checkpoint DIR or --model NAME --weights FILE", field="model") from None
+    net = zoo.load(args.model)
+  else:
+    net = loading.load_model(checkpoint=args.checkpoint, weights=args.weights, model=args.model,
+                             scale=args.scale, force_scale=args.force_scale)
+  art = export_lib.export(net, args.output, format=args.format, dtype=args.dtype,
+                          overwrite=args.overwrite)
+  print(f"{net.source}: {net.name} x{net.scale} -> {art.path} ({art.format}, {args.dtype}, "
+        f"{art.size_bytes / 2**20:.1f} MiB)")
+  print(export_lib.describe(art.metadata))
+  return 0
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxsr", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,27 +466,59 @@ def _parser() -> argparse.ArgumentParser:
   up = sub.add_parser("upscale", help="super-resolve image files")
   up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
   up.add_argument("--checkpoint", help="a jaxsr checkpoint directory")
-  up.add_argument("--model", help="registry name of the --weights file's model")
+  up.add_argument("--model", help="a named pretrained model (jaxsr models), or with --weights "
+                                  "the registry name of the file's architecture")
   up.add_argument("--weights", help="a published weights file, converted on the fly")
+  up.add_argument("--model-cache", metavar="DIR",
+                  help="where named models are converted to (default $JAXSR_CACHE/pretrained "
+                       "or ~/.cache/jaxsr/pretrained)")
   up.add_argument("--scale", type=int, help="scale (default: the model's / file's)")
+  up.add_argument("--outscale", type=float,
+                  help="final scale: the model's output is resized (bicubic) to it")
   up.add_argument("--output", required=True, help="output folder (created)")
+  up.add_argument("--ext", default="png",
+                  help="output format: png (default), jpg, webp, bmp, tif, or auto (the input's)")
   up.add_argument("--tile", type=int, help="LR tile size (default: whole images)")
   up.add_argument("--tile-overlap", type=int, default=16, help="tile overlap in LR pixels")
   up.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations")
   up.add_argument("--batch-size", type=int, default=1, help="images/tiles per forward pass")
+  up.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                  help="compute dtype of the model (output is float32 all the same)")
+  up.add_argument("--alpha", default="bicubic", choices=("bicubic", "model"),
+                  help="how an alpha channel is upscaled")
   up.add_argument("--force-scale", action="store_true",
                   help="use weights at a --scale other than the one they were trained for")
   up.set_defaults(fn=_cmd_upscale)
+  md = sub.add_parser("models", help="list the named pretrained models")
+  md.set_defaults(fn=_cmd_models)
   cv = sub.add_parser("convert", help="import published weights as a jaxsr checkpoint")
-  cv.add_argument("weights", metavar="FILE", help="SRCNN .mat, OpenCV .pb or PyTorch .pth")
+  cv.add_argument("weights", metavar="FILE",
+                  help="SRCNN .mat, OpenCV .pb, PyTorch .pth / .safetensors or ncnn .param; "
+                       "architecture, configuration and scale are read from the file")
   cv.add_argument("--output", required=True, help="checkpoint directory to write")
-  cv.add_argument("--model", help="registry name (default: recognised from the file)")
+  cv.add_argument("--model", help="registry name, checked against the file (default: "
+                                  "recognised from it)")
   cv.add_argument("--scale", type=int, help="scale (default: from the file or its name)")
   cv.add_argument("--force-scale", action="store_true",
                   help="save weights at a --scale other than the one they were trained for")
   cv.add_argument("--overwrite", action="store_true",
                   help="replace the checkpoint already in --output")
   cv.set_defaults(fn=_cmd_convert)
+  ex = sub.add_parser("export", help="export a model (StableHLO, SavedModel, TFLite, ONNX)")
+  ex.add_argument("--checkpoint", help="a jaxsr checkpoint directory")
+  ex.add_argument("--model", help="a named pretrained model, or the --weights file's model")
+  ex.add_argument("--weights", help="a published weights file, converted on the fly")
+  ex.add_argument("--scale", type=int, help="scale (default: the model's / file's)")
+  ex.add_argument("--force-scale", action="store_true",
+                  help="use weights at a --scale other than the one they were trained for")
+  ex.add_argument("--output", required=True,
+                  help="artifact to write (a folder for savedmodel)")
+  ex.add_argument("--format", required=True, metavar="FORMAT",
+                  help="stablehlo, savedmodel, tflite or onnx")
+  ex.add_argument("--dtype", default="float32", metavar="DTYPE",
+                  help="compute dtype inside: float32 (default), bfloat16 or float16")
+  ex.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+  ex.set_defaults(fn=_cmd_export)
   for name, (_, help_text) in _PROGRAMS.items():
     # Listed for --help only: main() hands these arguments to the absl program unparsed.
     sub.add_parser(name, help=help_text, add_help=False)

@@ -94,11 +94,13 @@ def bicubic(scale: int) -> Upscaler:
   return upscale
 
 
-def model_upscaler(module, variables, *, scale: int) -> tuple[Upscaler, Protocol]:
+def model_upscaler(module, variables, *, scale: int,
+                   dtype: Any = None) -> tuple[Upscaler, Protocol]:
   """An ``Upscaler`` running a Flax SR model through ``jaxsr.inference.upscale``.
 
   Bucketed: one compilation per size bucket, not per image. Returns it with the model's default
-  protocol (1-channel models: ``y``; RGB models: ``rgb``).
+  protocol (1-channel models: ``y``; RGB models: ``rgb``). ``dtype``: the compute dtype
+  (``inference.upscale``'s: None or 'float32', 'bfloat16', 'float16'); the output is float32.
   """
   from jaxsr import inference  # pylint: disable=g-import-not-at-top
 
@@ -109,7 +111,7 @@ def model_upscaler(module, variables, *, scale: int) -> tuple[Upscaler, Protocol
       raise InputError(
           f"the model takes {channels}-channel input but the protocol gives {lr.shape[-1]} "
           f"(a Y-channel model needs protocol='y', an RGB model protocol='rgb')", field="protocol")
-    return inference.upscale(module, variables, np.asarray(lr), scale=scale)
+    return inference.upscale(module, variables, np.asarray(lr), scale=scale, dtype=dtype)
 
   return upscale, ("y" if channels == 1 else "rgb")
 
@@ -798,7 +800,8 @@ def write_document(path: str | os.PathLike, document: Mapping[str, Any]) -> path
 
 
 def evaluate_model(module, variables, *, datasets: Sequence[str], scale: int,
-                   protocol: Protocol | None = None, data_dir: str | None = None) -> list[dict]:
+                   protocol: Protocol | None = None, data_dir: str | None = None,
+                   dtype: Any = None) -> list[dict]:
   """Evaluates a Flax SR model on several sets (``jaxsr.data.load_eval_set`` names or folders).
 
   Args:
@@ -807,11 +810,12 @@ def evaluate_model(module, variables, *, datasets: Sequence[str], scale: int,
     scale: the upscaling factor.
     protocol: ``'y'`` or ``'rgb'``; None: the model's default (``model_upscaler``).
     data_dir: where named sets are found (None: ``$JAXSR_DATA_DIR``).
+    dtype: the compute dtype of the model (``model_upscaler``).
 
   Returns:
     One :func:`evaluate` entry per set.
   """
-  upscale, default_protocol = model_upscaler(module, variables, scale=scale)
+  upscale, default_protocol = model_upscaler(module, variables, scale=scale, dtype=dtype)
   results = []
   for spec in datasets:
     name, images = load_eval_set(spec, data_dir=data_dir)

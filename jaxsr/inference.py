@@ -37,7 +37,10 @@ knows no layer classes: every leaf layer declares its
   output cropped back;
 * ``'mean'`` (global average pooling, RCAN's channel attention): the mean
   over the valid region;
-* ``'pointwise'`` (1x1 convs, activations, nearest upsampling): nothing.
+* ``'pointwise'`` (1x1 convs, activations, nearest upsampling): nothing;
+* ``'true_size'`` (Real-CUGAN, waifu2x: 'valid' convolutions after their own
+  border extension): the layer is called with ``true_size=(vh, vw)`` and
+  emulates the unpadded network itself; the layers inside it run unmodified.
 
 Modules that only compose other modules (they call at least one other
 module) need no rule. A leaf layer without one (a raw ``flax.linen.Conv``
@@ -66,20 +69,34 @@ Tiling
 ``tile=T`` splits each image into ``T x T`` LR tiles whose starts step by
 ``T - tile_overlap``; the last tile in each row/column is shifted to end at
 the image border (so tiles never leave the image, and images smaller than
-``T`` are padded and masked as above). Each output pixel is taken from the
-tile in which it is farthest from a cut, i.e. the tiles' centres are kept
-and the seams lie in the middle of the overlaps. The result equals
-whole-image inference (up to float rounding) when ``tile_overlap // 2`` is at
+``T`` are padded and masked as above). Tiling is exact -- the result equals
+whole-image inference up to float rounding -- when ``tile_overlap // 2`` is at
 least the model's receptive-field radius in LR pixels
-(:func:`receptive_radius`: e.g. EDSR-baseline 36, so ``tile_overlap=72``),
-except for models with global operations (RCAN's channel attention sees only
-its tile, as in RCAN's own chopped inference). Smaller overlaps are usual in
-practice and change the seams slightly.
+(:func:`receptive_radius`: e.g. EDSR-baseline 36, so ``tile_overlap=72``;
+:func:`exact_overlap`, :func:`tiling_is_exact`); then each output pixel is
+taken from the tile in which it is farthest from a cut (the seams lie in the
+middle of the overlaps) and the result is the same as before blending
+existed. No finite overlap is exact for models with global operations (RCAN's
+channel attention sees only its tile, as in RCAN's own chopped inference).
+Smaller overlaps are usual in practice (RRDBNet's radius is ~350 LR px): then
+tiles are an approximation, and by default (``blend=None``) the overlaps are
+blended: each tile's output is weighted by a linear ramp that rises from ~0
+at its cut to 1 at ``tile_overlap`` LR pixels inside (image borders get no
+ramp), normalised to sum to 1 at every pixel (separable: row x column
+weights), so no seam shows. ``blend=True`` / ``False`` force either way.
+``benchmarks/tile_error.py`` measures the error of approximate tiling per
+model family.
+
+Reduced precision
+-----------------
+``dtype='bfloat16'`` (or ``'float16'``) casts the parameters and the input to
+that dtype for the forward pass (so it computes in it, where the layers follow
+their inputs' dtype, as jaxsr's do); the output is float32 all the same.
 
 Memory
 ------
-Tiled inference writes each tile's kept part straight into a preallocated float32 output,
-so it holds the output plus one batch of tiles; ``upscale_image`` converts to uint8 (and does
+Tiled inference writes (or adds, when blending) each tile's output straight into a
+preallocated float32 output, so it holds the output plus one batch of tiles; ``upscale_image`` converts to uint8 (and does
 a Y model's chroma upscaling in float64) in strips of rows. :func:`forward_memory` estimates
 a whole-image pass from XLA's compiled memory analysis (:func:`plan_memory` compares it with
 :func:`available_memory` and picks a tile size when it does not fit).
@@ -169,19 +186,29 @@ def _spatial_interceptor(handle: Callable[..., Any], undeclared: Callable[[nn.Mo
   ``[N, H, W, C]`` array of a module with a :class:`~jaxsr.models.common.SpatialRule`
   (``rule``). A module without one that calls other modules is a composition
   and runs as it is; one that calls none is a leaf layer of unknown spatial
-  behaviour, and ``undeclared(mod)`` is raised.
+  behaviour, and ``undeclared(mod)`` is raised. Inside a ``'true_size'`` layer
+  (which emulates its own borders) every call runs as it is.
   """
   open_calls: list[list[bool]] = []  # per open undeclared call: did it call another module?
+  inside_true_size = [0]
 
   def interceptor(next_fun, args, kwargs, context):
     if context.method_name != '__call__':
       return next_fun(*args, **kwargs)
     if open_calls:
       open_calls[-1][0] = True
+    if inside_true_size[0]:
+      return next_fun(*args, **kwargs)
     mod = context.module
     if not args or getattr(args[0], 'ndim', 0) != 4:
       return next_fun(*args, **kwargs)
     rule = common.spatial_rule_of(mod)
+    if rule is not None and rule.valid_region == common.TRUE_SIZE:
+      inside_true_size[0] += 1
+      try:
+        return handle(mod, rule, next_fun, args[0], args[1:], kwargs)
+      finally:
+        inside_true_size[0] -= 1
     if rule is not None:
       return handle(mod, rule, next_fun, args[0], args[1:], kwargs)
     open_calls.append([False])
@@ -214,6 +241,8 @@ def _make_interceptor(hb: int, wb: int, hv: Array, wv: Array):
       raise _bucketing_error(mod, "declares that it works on exact sizes only")
     h, w = x.shape[1], x.shape[2]
     vh, vw = _valid(hv, h, hb), _valid(wv, w, wb)
+    if kind == common.TRUE_SIZE:
+      return next_fun(x, *rest, true_size=(vh, vw), **kwargs)
     if kind == common.ZERO:
       return next_fun(x * _mask(vh, vw, h, w).astype(x.dtype), *rest, **kwargs)
     if kind == common.MEAN:
@@ -231,14 +260,18 @@ def _make_interceptor(hb: int, wb: int, hv: Array, wv: Array):
 
 
 def _forward(model: nn.Module, variables: Any, x: Array, hv: Array, wv: Array,
-             padded: bool) -> Array:
+             padded: bool, dtype: str | None = None) -> Array:
   global _TRACES
   _TRACES += 1
+  if dtype is not None:
+    x = x.astype(dtype)
   if not padded:
-    return model.apply(variables, x)
-  interceptor = _make_interceptor(x.shape[1], x.shape[2], hv, wv)
-  with nn.intercept_methods(interceptor):
-    return model.apply(variables, x)
+    y = model.apply(variables, x)
+  else:
+    interceptor = _make_interceptor(x.shape[1], x.shape[2], hv, wv)
+    with nn.intercept_methods(interceptor):
+      y = model.apply(variables, x)
+  return y.astype(jnp.float32) if dtype is not None else y
 
 
 def _jitted(model: nn.Module):
@@ -249,9 +282,113 @@ def _jitted(model: nn.Module):
     key = ('id', id(model))
   fn = _CACHE.get(key)
   if fn is None:
-    fn = jax.jit(functools.partial(_forward, model), static_argnames='padded')
+    fn = jax.jit(functools.partial(_forward, model), static_argnames=('padded', 'dtype'))
     _CACHE[key] = fn
   return fn
+
+
+DTYPES = ('float32', 'bfloat16', 'float16')
+
+
+def _compute_dtype(dtype: Any) -> str | None:
+  """``None``/``'float32'`` -> None (no cast); ``'bfloat16'``/``'float16'`` (or the numpy /
+  jnp dtypes) -> their name; anything else raises ``InputError`` (field ``dtype``)."""
+  if dtype is None:
+    return None
+  try:
+    name = jnp.dtype(dtype).name
+  except TypeError:
+    name = str(dtype)
+  if name not in DTYPES:
+    raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", field='dtype')
+  return None if name == 'float32' else name
+
+
+def _cast_variables(variables: Any, dtype: str | None) -> Any:
+  """Floating leaves of ``variables`` cast to ``dtype`` (integer leaves kept)."""
+  if dtype is None:
+    return variables
+
+  def cast(a):
+    a = jnp.asarray(a)
+    return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+  return jax.tree.map(cast, variables)
+
+
+_RADII: dict[Any, float | None] = {}
+
+
+def _cached_radius(model: nn.Module, channels: int | None = None) -> float | None:
+  """:func:`receptive_radius` cached per model; None when a layer declares no rule."""
+  try:
+    key = (model, channels)
+    hash(key)
+  except TypeError:
+    key = (id(model), channels)
+  if key not in _RADII:
+    try:
+      _RADII[key] = receptive_radius(model, channels=channels)
+    except ValueError:
+      _RADII[key] = None
+  return _RADII[key]
+
+
+def exact_overlap(model: nn.Module, *, channels: int | None = None) -> int | None:
+  """The smallest ``tile_overlap`` with which tiles give the whole-image output.
+
+  ``2 * receptive_radius(model)``; None when no finite overlap is exact (global pooling, as in
+  RCAN) or the radius is unknown (a layer without a spatial rule). The tile must exceed it.
+  """
+  radius = _cached_radius(model, channels)
+  if radius is None or not np.isfinite(radius):
+    return None
+  return int(2 * radius)
+
+
+def tiling_is_exact(model: nn.Module, tile_overlap: int, *, channels: int | None = None) -> bool:
+  """Whether tiles with ``tile_overlap`` reproduce the whole-image output (float rounding aside).
+
+  True when ``tile_overlap // 2`` covers :func:`receptive_radius`; then :func:`upscale` cuts
+  the tiles at the middle of their overlaps (no blending), as before blending existed.
+  """
+  radius = _cached_radius(model, channels)
+  return radius is not None and np.isfinite(radius) and tile_overlap // 2 >= radius
+
+
+_EXACT: dict[Any, bool] = {}
+
+
+class _Undeclared(Exception):
+  pass
+
+
+def needs_exact_sizes(model: nn.Module, *, channels: int | None = None) -> bool:
+  """Whether a layer of ``model`` declares ``'exact_size_only'`` (e.g. SwinIR's window
+  attention, whose windows start at the image origin). :func:`upscale` then runs such a model
+  at each image's exact size whatever ``bucket`` says (one compilation per distinct shape), as
+  padding it to a size bucket would change its output. Cached per model."""
+  c = channels or getattr(model, 'channels', 3)
+  try:
+    key = (model, c)
+    hash(key)
+  except TypeError:
+    key = (id(model), c)
+  if key not in _EXACT:
+    found = [False]
+
+    def handle(mod, rule, next_fun, x, rest, kwargs):
+      del mod
+      found[0] |= rule.valid_region == common.EXACT_SIZE_ONLY
+      return next_fun(x, *rest, **kwargs)
+
+    try:
+      with nn.intercept_methods(_spatial_interceptor(handle, lambda mod: _Undeclared())):
+        jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, c))))
+    except _Undeclared:
+      pass  # bucketing refuses such a model itself, naming the layer
+    _EXACT[key] = found[0]
+  return _EXACT[key]
 
 
 def receptive_radius(model: nn.Module, *, channels: int | None = None) -> float:
@@ -370,7 +507,7 @@ def plan_compilations(shapes: Sequence[tuple[int, ...]], *, tile: int | None = N
 
 def _iter_padded(fn, variables, items: Sequence[tuple[np.ndarray, int, int]],
                  shape: tuple[int, int], batch_size: int, precision: str | None,
-                 padded: bool) -> Iterable[tuple[int, np.ndarray]]:
+                 padded: bool, dtype: str | None = None) -> Iterable[tuple[int, np.ndarray]]:
   """Runs crops ``(array, h, w)`` (each at most ``shape``) padded to ``shape``.
 
   Yields ``(index into items, output)`` one forward pass at a time, so a caller that stores
@@ -390,14 +527,15 @@ def _iter_padded(fn, variables, items: Sequence[tuple[np.ndarray, int, int]],
       x[j] = np.pad(im, ((0, hb - h), (0, wb - w), (0, 0)), mode='edge')
       hv[j], wv[j] = h, w
     with jax.default_matmul_precision(precision):
-      y = fn(variables, jnp.asarray(x), jnp.asarray(hv), jnp.asarray(wv), padded=padded)
+      y = fn(variables, jnp.asarray(x), jnp.asarray(hv), jnp.asarray(wv), padded=padded,
+             dtype=dtype)
     del x
     y = np.asarray(y)
     for j in range(len(chunk)):
       yield start + j, y[j]
 
 
-def _run_whole(fn, variables, imgs, scale, bucket, batch_size, precision):
+def _run_whole(fn, variables, imgs, scale, bucket, batch_size, precision, dtype=None):
   groups = collections.defaultdict(list)
   for i, im in enumerate(imgs):
     h, w, c = im.shape
@@ -406,7 +544,7 @@ def _run_whole(fn, variables, imgs, scale, bucket, batch_size, precision):
   for (hb, wb, _), idxs in groups.items():
     items = [(imgs[i], imgs[i].shape[0], imgs[i].shape[1]) for i in idxs]
     for k, y in _iter_padded(fn, variables, items, (hb, wb), batch_size, precision,
-                             padded=bool(bucket)):
+                             padded=bool(bucket), dtype=dtype):
       h, w = imgs[idxs[k]].shape[:2]
       crop = y[:h * scale, :w * scale]
       # A crop of a bucket-sized output is copied, so the padded output can be freed.
@@ -414,31 +552,85 @@ def _run_whole(fn, variables, imgs, scale, bucket, batch_size, precision):
   return out
 
 
-def _run_tiled(fn, variables, imgs, scale, tile, overlap, batch_size, precision):
-  """Tiled inference that writes each tile's kept part into a preallocated output at once."""
+_FEATHER_MARGIN = 0.25  # of the overlap, next to a cut, where a tile's weight is 0
+
+
+def _feather(starts: list[int], length: int, n: int, scale: int, overlap: int) -> list[np.ndarray]:
+  """Per tile along one axis, its float32 blending weight at each of its HR pixels.
+
+  A tile's raw weight is 0 within ``_FEATHER_MARGIN * overlap`` LR pixels of a cut (an edge
+  inside the image, where a tile's output is least like the whole image's) and rises linearly
+  to 1 over the next ``(1 - 2 * _FEATHER_MARGIN) * overlap`` (edges on the image border get no
+  ramp): two neighbours' ramps are complementary across the middle of their overlap. The
+  weights are then divided by their sum over the tiles, so they add up to 1 at every pixel
+  (also where more than two tiles overlap). The 2-D weight is the product of the row and
+  column weights, which therefore also add up to 1.
+  """
+  margin = _FEATHER_MARGIN * overlap * scale
+  ramp = max(overlap * scale - 2 * margin, 1)
+  total = np.zeros(n * scale, np.float64)
+  raw = []
+  for a in starts:
+    p = np.arange(a * scale, (a + length) * scale, dtype=np.float64)
+    d = np.full(p.shape, np.inf)
+    if a > 0:
+      d = np.minimum(d, p - a * scale + 0.5)
+    if a + length < n:
+      d = np.minimum(d, (a + length) * scale - p - 0.5)
+    w = np.clip((d - margin) / ramp, 0.0, 1.0)
+    raw.append(w)
+    total[a * scale:(a + length) * scale] += w
+  total = np.maximum(total, 1e-12)  # every pixel has a tile with weight > 0; guard anyway
+  return [(w / total[a * scale:(a + length) * scale]).astype(np.float32)
+          for a, w in zip(starts, raw)]
+
+
+def _new_output(shape: tuple[int, ...]) -> np.ndarray:
+  """The float32 output of a tiled pass, zeroed (and its pages touched: ``np.full``, not the
+  lazily mapped ``np.zeros``, so that its memory counts from the start)."""
+  return np.full(shape, 0.0, np.float32)
+
+
+def _run_tiled(fn, variables, imgs, scale, tile, overlap, batch_size, precision, blend=False,
+               dtype=None):
+  """Tiled inference that writes each tile's output into a preallocated output at once.
+
+  ``blend=False``: each tile writes the part of the image it owns (cuts mid-overlap).
+  ``blend=True``: each tile adds its output times its feathered weight (:func:`_feather`).
+  """
   if not 0 <= overlap < tile:
     raise ValueError(f"need 0 <= tile_overlap < tile, got {overlap}, {tile}")
   s = scale
-  jobs = collections.defaultdict(list)  # channels -> [(img, y0, x0, th, tw, (a0, a1), (b0, b1))]
+  # channels -> [(img, y0, x0, th, tw, (a0, a1), (b0, b1), (row weights, column weights))]
+  jobs = collections.defaultdict(list)
   for i, im in enumerate(imgs):
     h, w, c = im.shape
     ys0, xs0 = _tile_starts(h, tile, overlap), _tile_starts(w, tile, overlap)
-    own_y = _ownership(ys0, min(tile, h), h)
-    own_x = _ownership(xs0, min(tile, w), w)
-    for y0, oy in zip(ys0, own_y):
-      for x0, ox in zip(xs0, own_x):
-        jobs[c].append((i, y0, x0, min(tile, h), min(tile, w), oy, ox))
+    th, tw = min(tile, h), min(tile, w)
+    own_y, own_x = _ownership(ys0, th, h), _ownership(xs0, tw, w)
+    if blend:
+      wys, wxs = _feather(ys0, th, h, s, overlap), _feather(xs0, tw, w, s, overlap)
+    else:
+      wys, wxs = [None] * len(ys0), [None] * len(xs0)
+    for y0, oy, wy in zip(ys0, own_y, wys):
+      for x0, ox, wx in zip(xs0, own_x, wxs):
+        jobs[c].append((i, y0, x0, th, tw, oy, ox, (wy, wx)))
   out: list[np.ndarray | None] = [None] * len(imgs)
   for _, job in jobs.items():
-    items = [(imgs[i][y0:y0 + th, x0:x0 + tw], th, tw) for i, y0, x0, th, tw, _, _ in job]
-    padded = any(th < tile or tw < tile for _, _, _, th, tw, _, _ in job)
-    for k, t in _iter_padded(fn, variables, items, (tile, tile), batch_size, precision, padded):
-      i, y0, x0, _, _, (a0, a1), (b0, b1) = job[k]
+    items = [(imgs[j[0]][j[1]:j[1] + j[3], j[2]:j[2] + j[4]], j[3], j[4]) for j in job]
+    padded = any(j[3] < tile or j[4] < tile for j in job)
+    for k, t in _iter_padded(fn, variables, items, (tile, tile), batch_size, precision, padded,
+                             dtype=dtype):
+      i, y0, x0, th, tw, (a0, a1), (b0, b1), (wy, wx) = job[k]
       if out[i] is None:
         h, w = imgs[i].shape[:2]
-        out[i] = np.zeros((h * s, w * s, t.shape[-1]), np.float32)
-      out[i][a0 * s:a1 * s, b0 * s:b1 * s] = t[(a0 - y0) * s:(a1 - y0) * s,
-                                               (b0 - x0) * s:(b1 - x0) * s]
+        out[i] = _new_output((h * s, w * s, t.shape[-1]))
+      if blend:
+        weight = wy[:, None, None] * wx[None, :, None]
+        out[i][y0 * s:(y0 + th) * s, x0 * s:(x0 + tw) * s] += t[:th * s, :tw * s] * weight
+      else:
+        out[i][a0 * s:a1 * s, b0 * s:b1 * s] = t[(a0 - y0) * s:(a1 - y0) * s,
+                                                 (b0 - x0) * s:(b1 - x0) * s]
   return out
 
 
@@ -519,7 +711,8 @@ def _footprint(model: nn.Module, variables: Any, channels: int) -> tuple[float, 
   for n in _PROBE_SIZES:
     lowered = fn.lower(variables, jax.ShapeDtypeStruct((1, n, n, channels), jnp.float32),
                        jax.ShapeDtypeStruct((1,), jnp.int32),
-                       jax.ShapeDtypeStruct((1,), jnp.int32), padded=True)
+                       jax.ShapeDtypeStruct((1,), jnp.int32),
+                       padded=not needs_exact_sizes(model, channels=channels))
     stats = lowered.compile().memory_analysis()
     if stats is None:
       return None
@@ -579,6 +772,8 @@ def forward_memory(model: nn.Module, variables: Any, shape: Sequence[int], *,
   if footprint is None:
     return None
   fixed, per_pixel = footprint
+  if needs_exact_sizes(model, channels=c):
+    bucket = None
   hb, wb = _bucket(h, bucket), _bucket(w, bucket)
   del batch_size  # one whole image per pass
   out_channels = int(getattr(model, 'channels', c))
@@ -660,7 +855,8 @@ def plan_memory(model: nn.Module, variables: Any, shape: Sequence[int], *,
 def upscale(model: nn.Module, params: Any, images: Any, *, scale: int | None = None,
             tile: int | None = None, tile_overlap: int = 16, self_ensemble: bool = False,
             batch_size: int = 1, bucket: int | None = 64,
-            precision: str | None = 'highest') -> Any:
+            precision: str | None = 'highest', dtype: Any = None,
+            blend: bool | None = None) -> Any:
   """Super-resolves whole images of any size with a jaxsr (or any NHWC Flax) model.
 
   Args:
@@ -677,13 +873,26 @@ def upscale(model: nn.Module, params: Any, images: Any, *, scale: int | None = N
     batch_size: most images (or tiles) per forward pass.
     bucket: pad sizes up to multiples of this (None: exact sizes, one
       compilation per distinct shape, and the model runs unmodified; needed
-      by models with a layer that declares no spatial rule).
+      by models with a layer that declares no spatial rule). Models with a layer
+      that works on exact sizes only (:func:`needs_exact_sizes`: SwinIR) always
+      run at exact sizes.
     precision: ``jax.default_matmul_precision`` during the forward pass
       ('highest' keeps float32 convolutions on TPU/GPU, as evaluation needs).
+    dtype: compute dtype, ``'float32'`` (None, the default), ``'bfloat16'`` or ``'float16'``:
+      the parameters and the input are cast to it for the forward pass; the output is float32
+      all the same.
+    blend: how tiles are joined. None (default): cut mid-overlap when the overlap covers the
+      receptive radius (:func:`tiling_is_exact`: the result is the whole-image output), else
+      blend; True: blend the overlaps with feathered linear weights (no visible seams where
+      tiles are approximate); False: always cut mid-overlap.
 
   Returns:
     Same structure as ``images``: numpy float32 ``[s*h, s*w, C]`` arrays.
+
+  Raises:
+    InputError: an unknown ``dtype`` (field ``dtype``).
   """
+  compute = _compute_dtype(dtype)
   if isinstance(params, Mapping) and 'params' not in params:
     params = {'params': params}
   scale = int(scale or getattr(model, 'scale'))
@@ -711,10 +920,16 @@ def upscale(model: nn.Module, params: Any, images: Any, *, scale: int | None = N
   else:
     work = imgs
   fn = _jitted(model)
+  params = _cast_variables(params, compute)
   if tile:
-    outs = _run_tiled(fn, params, work, scale, tile, tile_overlap, batch_size, precision)
+    if blend is None:
+      blend = not tiling_is_exact(model, tile_overlap, channels=work[0].shape[-1] if work else None)
+    outs = _run_tiled(fn, params, work, scale, tile, tile_overlap, batch_size, precision,
+                      blend=bool(blend), dtype=compute)
   else:
-    outs = _run_whole(fn, params, work, scale, bucket, batch_size, precision)
+    if bucket and work and needs_exact_sizes(model, channels=work[0].shape[-1]):
+      bucket = None
+    outs = _run_whole(fn, params, work, scale, bucket, batch_size, precision, dtype=compute)
   if self_ensemble:
     outs = [np.mean([_dihedral_inverse(outs[8 * i + k], k) for k in range(8)], axis=0,
                     dtype=np.float32) for i in range(len(imgs))]
@@ -732,9 +947,35 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
   return np.floor(np.clip(x, 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
+def _to_int(x: np.ndarray, dtype: Any) -> np.ndarray:
+  """0..peak floats -> ``dtype`` (uint8: peak 255; uint16: 65535), clipped and rounded half up."""
+  peak = float(np.iinfo(dtype).max)
+  return np.floor(np.clip(x, 0.0, peak) + 0.5).astype(dtype)
+
+
+def _bicubic_planes(planes: np.ndarray, s: int, out: np.ndarray, dtype: Any) -> None:
+  """MATLAB-bicubic upscaling of ``planes`` (``[H, W, k]`` 0..peak) by ``s`` into ``out``, in
+  strips of rows with the 4-row margin that makes them exact."""
+  from jaxsr import imresize  # pylint: disable=g-import-not-at-top
+
+  h, w = planes.shape[:2]
+  margin = 4
+  for r0, r1 in _strips(h, w * s * s * planes.shape[-1]):
+    a0, a1 = max(r0 - margin, 0), min(r1 + margin, h)
+    up = imresize.imresize_np(planes[a0:a1].astype(np.float64), s)
+    out[r0 * s:r1 * s] = _to_int(up[(r0 - a0) * s:(r1 - a0) * s], dtype)
+
+
+ALPHA_MODES = ('bicubic', 'model')
+
+
 def upscale_image(image: np.ndarray, model: nn.Module, variables: Any, *, scale: int,
-                  luma: str | None = None, **upscale_kw: Any) -> np.ndarray:
-  """Super-resolves one image file's pixels: uint8 ``[H, W, 1|3]`` -> uint8 ``[sH, sW, same C]``.
+                  luma: str | None = None, alpha: str = 'bicubic',
+                  **upscale_kw: Any) -> np.ndarray:
+  """Super-resolves one image file's pixels: ``[H, W, C]`` -> ``[sH, sW, C]``, same dtype.
+
+  ``image`` is uint8 (0..255) or uint16 (16-bit files, 0..65535; the output stays 16-bit) with
+  ``C`` = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
 
   RGB models (``model.channels == 3``, the default) get the RGB image; a grey image is
   replicated to 3 channels and the mean of the output's channels is returned as grey.
@@ -742,19 +983,26 @@ def upscale_image(image: np.ndarray, model: nn.Module, variables: Any, *, scale:
   the standard ``luma`` (``'matlab'``, the default for None, or ``'opencv'``: see
   ``jaxsr.color``; the one the weights were trained on), the model upscales Y / 255, Cb and Cr
   are upscaled with MATLAB bicubic, and the result is converted back to RGB. A grey image is
-  its own Y. Output values are clipped to 0..255 and rounded half up.
+  its own Y. Output values are clipped to the dtype's range and rounded half up.
+
+  An alpha channel (the last of 2 or 4) is upscaled on its own: ``alpha='bicubic'`` (default)
+  with MATLAB bicubic (``jaxsr.imresize``: smooth, no invented detail in a mask), or
+  ``alpha='model'`` with the model on the alpha plane replicated to the model's channels (what
+  Real-ESRGAN's inference script does by default; the output's mean channel).
 
   Args:
-    image: uint8 ``[H, W, 1]`` or ``[H, W, 3]``.
+    image: uint8 or uint16 ``[H, W, 1|2|3|4]``.
     model: a Flax SR module with a ``scale`` (and ``channels``, default 3).
     variables: its variables.
     scale: the upscaling factor.
     luma: the YCbCr standard of a Y model (ignored by RGB models).
+    alpha: how an alpha channel is upscaled, ``'bicubic'`` or ``'model'``.
     **upscale_kw: options of :func:`upscale` (``tile``, ``tile_overlap``,
-      ``self_ensemble``, ``batch_size``, ...).
+      ``self_ensemble``, ``batch_size``, ``dtype``, ...).
 
   Raises:
-    InputError: a model with other than 1 or 3 channels.
+    InputError: a model with other than 1 or 3 channels; an image of another dtype or
+      channel count; an unknown ``alpha``.
   """
   from jaxsr import color  # pylint: disable=g-import-not-at-top
   from jaxsr import imresize  # pylint: disable=g-import-not-at-top
@@ -762,31 +1010,55 @@ def upscale_image(image: np.ndarray, model: nn.Module, variables: Any, *, scale:
   channels = int(getattr(model, 'channels', 3))
   if channels not in (1, 3):
     raise InputError(f'upscale_image: models with {channels} channels are not supported')
-  h, w, c = image.shape
+  if image.dtype not in (np.uint8, np.uint16):
+    raise InputError(f'upscale_image: expected uint8 or uint16 pixels, got {image.dtype}')
+  if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+    raise InputError(f'upscale_image: expected [H, W, 1|2|3|4], got {image.shape}')
+  if alpha not in ALPHA_MODES:
+    raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}",
+                     field='alpha')
+  dtype = image.dtype
+  peak = float(np.iinfo(dtype).max)
+  h, w, c_all = image.shape
+  has_alpha = c_all in (2, 4)
+  c = c_all - 1 if has_alpha else c_all
   s = int(scale)
-  out = np.empty((h * s, w * s, c), np.uint8)
+  out = np.empty((h * s, w * s, c_all), dtype)
 
   def run(x: np.ndarray) -> np.ndarray:
     return upscale(model, variables, x, scale=s, **upscale_kw)
 
+  if has_alpha:
+    plane = image[..., -1:]
+    if alpha == 'bicubic':
+      _bicubic_planes(plane, s, out[..., -1:], dtype)
+    else:
+      sr = run(np.repeat(plane, channels, axis=-1) / np.float32(peak))
+      for r0, r1 in _strips(h, w * s * s * channels):
+        part = sr[r0 * s:r1 * s].astype(np.float64).mean(-1, keepdims=True) * peak
+        out[r0 * s:r1 * s, :, -1:] = _to_int(part, dtype)
+      del sr
+  image = image[..., :c]
   # The float64 steps run on strips of rows, so that no full-size float64 array exists.
   strips = _strips(h, w * s * s * 3)
   if channels == 3:
     rgb = np.repeat(image, 3, axis=-1) if c == 1 else image
-    sr = run(rgb / np.float32(255))
+    sr = run(rgb / np.float32(peak))
     del rgb
     for r0, r1 in strips:
-      part = sr[r0 * s:r1 * s].astype(np.float64) * 255.0
-      out[r0 * s:r1 * s] = _to_uint8(part.mean(-1, keepdims=True) if c == 1 else part)
+      part = sr[r0 * s:r1 * s].astype(np.float64) * peak
+      out[r0 * s:r1 * s, :, :c] = _to_int(part.mean(-1, keepdims=True) if c == 1 else part,
+                                          dtype)
     return out
   if c == 1:
-    sr = run(image / np.float32(255))
+    sr = run(image / np.float32(peak))
     for r0, r1 in strips:
-      out[r0 * s:r1 * s] = _to_uint8(sr[r0 * s:r1 * s].astype(np.float64) * 255.0)
+      out[r0 * s:r1 * s, :, :1] = _to_int(sr[r0 * s:r1 * s].astype(np.float64) * peak, dtype)
     return out
+  unit = 255.0 / peak  # jaxsr.color works in 0..255
   y = np.empty((h, w, 1), np.float32)
   for r0, r1 in strips:
-    y[r0:r1] = color.rgb_to_ycbcr(image[r0:r1], standard=luma)[..., :1] / 255.0
+    y[r0:r1] = color.rgb_to_ycbcr(image[r0:r1] * unit, standard=luma)[..., :1] / 255.0
   sr = run(y)
   del y
   # MATLAB bicubic upscaling reads 2 LR rows either side: strips with a 4-row margin give
@@ -794,10 +1066,34 @@ def upscale_image(image: np.ndarray, model: nn.Module, variables: Any, *, scale:
   margin = 4
   for r0, r1 in strips:
     a0, a1 = max(r0 - margin, 0), min(r1 + margin, h)
-    ycc = color.rgb_to_ycbcr(image[a0:a1], standard=luma)
+    ycc = color.rgb_to_ycbcr(image[a0:a1] * unit, standard=luma)
     chroma = imresize.imresize_np(ycc[..., 1:], s)[(r0 - a0) * s:(r1 - a0) * s]
     ycc = np.concatenate([sr[r0 * s:r1 * s].astype(np.float64) * 255.0, chroma], -1)
-    out[r0 * s:r1 * s] = _to_uint8(color.ycbcr_to_rgb(ycc, standard=luma))
+    out[r0 * s:r1 * s, :, :3] = _to_int(color.ycbcr_to_rgb(ycc, standard=luma) / unit, dtype)
+  return out
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """MATLAB-bicubic resize (``jaxsr.imresize``, antialiased when shrinking) of a uint8/uint16
+  ``[H, W, C]`` image to ``size = (height, width)``, same dtype, in strips of output rows (no
+  full-size float64 array; the result equals one whole-image resize up to float rounding)."""
+  from jaxsr import imresize  # pylint: disable=g-import-not-at-top
+
+  h, w, c = image.shape
+  oh, ow = int(size[0]), int(size[1])
+  if (oh, ow) == (h, w):
+    return image.copy()
+  wy, iy = imresize.weights_and_indices(h, oh, oh / h)
+  wx, ix = imresize.weights_and_indices(w, ow, ow / w)
+  out = np.empty((oh, ow, c), image.dtype)
+  for r0, r1 in _strips(oh, max(w, ow) * c * 2):
+    rows = np.zeros((r1 - r0, w, c), np.float64)
+    for p in range(wy.shape[1]):
+      rows += wy[r0:r1, p, None, None] * image[iy[r0:r1, p]]
+    cols = np.zeros((r1 - r0, ow, c), np.float64)
+    for p in range(wx.shape[1]):
+      cols += wx[None, :, p, None] * rows[:, ix[:, p]]
+    out[r0:r1] = _to_int(cols, image.dtype)
   return out
 
 

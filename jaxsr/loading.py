@@ -1,11 +1,12 @@
 """The one model loader: a jaxsr checkpoint or a published weights file -> a ready model.
 
 ``load_model(checkpoint=DIR)`` reads a jaxsr checkpoint (imported weights or a training run's
-workdir; ``jaxsr.checkpoint.load_model``); ``load_model(weights=FILE, model=NAME)`` converts a
+workdir; ``jaxsr.checkpoint.load_model``); ``load_model(weights=FILE)`` converts a
 published file on the fly (``jaxsr.convert.load_weights``: SRCNN .mat, OpenCV .pb, BasicSR /
-FSRCNN-pytorch .pth). Either way the result is a :class:`LoadedModel`: the Flax module, its
-variables, its scale, and the YCbCr standard (``luma``) a 1-channel model's weights were
-trained on, so that callers (evaluation, the ``jaxsr`` command, training's ``init_from``)
+FSRCNN-pytorch / SwinIR .pth or .safetensors, ncnn), recognising its architecture from its
+content (``model=NAME`` only checks it). Either way the result is a :class:`LoadedModel`: the
+Flax module, its variables, its scale, and the YCbCr standard (``luma``) a 1-channel model's
+weights were trained on, so that callers (evaluation, the ``jaxsr`` command, training's ``init_from``)
 treat both sources alike.
 
 Scale: weights are trained for one scale, and asking for another is an error
@@ -180,10 +181,7 @@ def import_weights(path: str | os.PathLike, *, model: str | None = None,
 
 def _from_weights(path: str | os.PathLike, *, model: str | None, scale: int | None,
                   force_scale: bool) -> LoadedModel:
-  if not model:
-    raise InputError(f"the registry name of the model of weights file {path} is needed (e.g. "
-                     f"srcnn, fsrcnn, espcn, edsr, rcan, msrresnet, rrdbnet)", field="model")
-  imported = import_weights(path, model=model, scale=scale, force_scale=force_scale)
+  imported = import_weights(path, model=model or None, scale=scale, force_scale=force_scale)
   notes = list(imported.notes)
   meta = {"model": {"name": imported.name, "scale": int(imported.scale),
                     "overrides": dict(imported.overrides)},
@@ -202,9 +200,11 @@ def load_model(*, checkpoint: str | os.PathLike | None = None,
 
   Args:
     checkpoint: a jaxsr checkpoint directory (``jaxsr convert`` output or a training workdir).
-    weights: a published weights file, converted on the fly; needs ``model``.
+    weights: a published weights file, converted on the fly; its architecture, configuration
+      and scale are recognised from the file (``model`` only checks it).
     model: the registry name of the weights file's model family (e.g. ``'srcnn'``,
-      ``'edsr'``); ignored with ``checkpoint`` (the checkpoint names its model).
+      ``'edsr'``; optional: recognised from the file); ignored with ``checkpoint`` (the
+      checkpoint names its model).
     scale: the scale wanted; None: the checkpoint's / file's own. It must match the scale
       the source states (see the module docstring) unless ``force_scale``.
     use_ema: a training checkpoint's EMA weights when it has them (as published models are
@@ -217,8 +217,8 @@ def load_model(*, checkpoint: str | os.PathLike | None = None,
 
   Raises:
     InputError: neither or both of ``checkpoint`` and ``weights``; no intact checkpoint in
-      ``checkpoint`` (field ``checkpoint``); ``weights`` without ``model``, or an unknown or
-      unfitting ``model`` (field ``model``); a ``scale`` that disagrees with the source's
+      ``checkpoint`` (field ``checkpoint``); an unknown or unfitting ``model`` (field
+      ``model``); a ``scale`` that disagrees with the source's
       (field ``scale``, naming both; unless forced where the parameters fit); an unreadable or unsupported weights file.
   """
   if checkpoint is not None and weights is not None:

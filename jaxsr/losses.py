@@ -74,7 +74,8 @@ def _vgg_parts(vgg: Mapping[str, Any]) -> tuple[Any, Array, Array]:
 
 
 def vgg_features(vgg: Mapping[str, Any], x: Array, *, layers: tuple[str, ...],
-                 before_activation: bool = True, normalize: bool = True) -> dict[str, Array]:
+                 before_activation: bool = True, normalize: bool = True,
+                 compute_dtype: Any = None) -> dict[str, Array]:
   """VGG19 features of ``x`` ``[N, H, W, 3]`` in [0, 1] at ``layers`` (full or short names).
 
   Args:
@@ -85,6 +86,8 @@ def vgg_features(vgg: Mapping[str, Any], x: Array, *, layers: tuple[str, ...],
     layers: names such as ``'conv5_4'``/``'relu5_4'`` or short ``'5_4'``.
     before_activation: how short names resolve (``conv`` = before ReLU, ``relu`` = after).
     normalize: apply the input normalisation (False: ``x`` is already normalised).
+    compute_dtype: run the network in this dtype (e.g. ``jnp.bfloat16``: the weights and the
+      normalised input are cast); the features come back float32. None: as given.
 
   Returns:
     ``{resolved name: [N, h, w, C]}``.
@@ -94,12 +97,17 @@ def vgg_features(vgg: Mapping[str, Any], x: Array, *, layers: tuple[str, ...],
   if normalize:
     x = (x - mean) / std
   model = vgg_lib.VGG19(layers=names, use_input_norm=False)
-  return model.apply({"params": params}, x)
+  if compute_dtype is None:
+    return model.apply({"params": params}, x)
+  params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
+  out = model.apply({"params": params}, x.astype(compute_dtype))
+  return {k: v.astype(jnp.float32) for k, v in out.items()}
 
 
 def perceptual_loss(vgg: Mapping[str, Any], x: Array, y: Array, *,
                     layer_weights: Mapping[str, float] = None, before_activation: bool = True,
-                    criterion: str = "l1", normalize: bool = True) -> Array:
+                    criterion: str = "l1", normalize: bool = True,
+                    compute_dtype: Any = None) -> Array:
   """VGG19 feature-reconstruction loss ``sum_l w_l * crit(phi_l(x), phi_l(y))``.
 
   ``crit`` is ``mean|a - b|`` ('l1', ESRGAN / BasicSR) or ``mean (a - b)^2`` ('l2', SRGAN's
@@ -116,6 +124,7 @@ def perceptual_loss(vgg: Mapping[str, Any], x: Array, y: Array, *,
     before_activation: how short layer names resolve.
     criterion: 'l1' or 'l2'.
     normalize: apply the VGG input normalisation.
+    compute_dtype: the VGG's compute dtype (:func:`vgg_features`); the criterion stays float32.
 
   Returns:
     Scalar float32.
@@ -124,13 +133,14 @@ def perceptual_loss(vgg: Mapping[str, Any], x: Array, y: Array, *,
   crit = _criterion(criterion)
   names = {vgg_lib.resolve_layer(n, before_activation=before_activation): float(w)
            for n, w in layer_weights.items()}
-  fx, fy = _features_pair(vgg, x, y, tuple(names), normalize)
+  fx, fy = _features_pair(vgg, x, y, tuple(names), normalize, compute_dtype)
   return sum(w * crit(fx[n], fy[n]) for n, w in names.items())
 
 
-def _features_pair(vgg, x, y, names, normalize):
+def _features_pair(vgg, x, y, names, normalize, compute_dtype=None):
   # One VGG pass over [x; y] (half the dispatches), target features without gradient.
-  both = vgg_features(vgg, jnp.concatenate([x, y], axis=0), layers=names, normalize=normalize)
+  both = vgg_features(vgg, jnp.concatenate([x, y], axis=0), layers=names, normalize=normalize,
+                      compute_dtype=compute_dtype)
   n = x.shape[0]
   fx = {k: v[:n] for k, v in both.items()}
   fy = {k: jax.lax.stop_gradient(v[n:]) for k, v in both.items()}
@@ -150,7 +160,8 @@ def gram_matrix(features: Array) -> Array:
 
 def style_loss(vgg: Mapping[str, Any], x: Array, y: Array, *,
                layer_weights: Mapping[str, float] = None, before_activation: bool = True,
-               criterion: str = "l1", normalize: bool = True) -> Array:
+               criterion: str = "l1", normalize: bool = True,
+               compute_dtype: Any = None) -> Array:
   """Gram-matrix style loss ``sum_l w_l * crit(gram(phi_l(x)), gram(phi_l(y)))``.
 
   Same arguments as :func:`perceptual_loss`; ``gram`` is :func:`gram_matrix` and ``crit`` the
@@ -160,7 +171,7 @@ def style_loss(vgg: Mapping[str, Any], x: Array, y: Array, *,
   crit = _criterion(criterion)
   names = {vgg_lib.resolve_layer(n, before_activation=before_activation): float(w)
            for n, w in layer_weights.items()}
-  fx, fy = _features_pair(vgg, x, y, tuple(names), normalize)
+  fx, fy = _features_pair(vgg, x, y, tuple(names), normalize, compute_dtype)
   return sum(w * crit(gram_matrix(fx[n]), gram_matrix(fy[n])) for n, w in names.items())
 
 

@@ -31,9 +31,25 @@ Contract:
   * Resuming: the latest intact checkpoint in ``workdir/checkpoints`` (``jaxsr.checkpoint``)
     is restored and the input pipeline restarts at its step (batch k is a pure function of
     the seed and k), so a run killed at any point and restarted ends with exactly the
-    parameters of an uninterrupted run. Steps of another model are refused when the directory
+    parameters of an uninterrupted run. The topology may change in between: the global batch
+    of a step does not depend on the number of processes or devices (``jaxsr.data.pipeline``),
+    and the replicated state is restored on the host and placed on the new mesh, so a
+    checkpoint of P processes x D devices resumes on any P' x D' whose device count divides
+    ``config.batch_size`` (parameters then agree with an uninterrupted run to float rounding
+    of the differently split gradient sums; tests/test_parallel.py); with
+    ``config.data.order='host'`` (the earlier releases' per-host order) only on the same
+    number of processes, any other is refused in one line. The input comes
+    from ``config.dataset`` or ``config.data.hr_folder`` (+ ``lr_folder``), in memory or
+    streamed (``config.data.mode``). Steps of another model are refused when the directory
     holds no step of this model; otherwise the newer ones are moved aside to
     ``checkpoints-corrupt/<step>-other-model-<time>`` and this model's newest step is used.
+  * Preemption: on SIGTERM or SIGINT every host agrees on one step (JAX's preemption sync, the
+    one Orbax's ``reached_preemption`` asks, when several processes run; the first step that
+    ends after the signal in a single process), saves it synchronously, logs "preempted at
+    step N" and raises ``Preempted`` (``jaxsr train`` / ``train.py`` then exit with status 143
+    for SIGTERM, 130 for SIGINT). A restart resumes from that step and ends bit-identical to
+    an uninterrupted run on the same topology. Further signals during that save are ignored
+    until it is complete; a save cut short by SIGKILL is never committed, so never restored.
   * It logs with clu (TensorBoard scalars and images, steps/s and ETA) and evaluates
     periodically and at the end with ``jaxsr.eval_lib``.
 """
@@ -48,7 +64,9 @@ import logging
 import math
 import os
 import pathlib
+import signal
 import socket
+import threading
 import time
 from typing import Callable, Iterable, Iterator
 
@@ -62,12 +80,13 @@ from jaxsr import data as jaxsr_data
 from jaxsr import eval_lib
 from jaxsr import files
 from jaxsr import loading
+from jaxsr import zoo
 from jaxsr import parallel
 from jaxsr import tasks
 from jaxsr.errors import InputError
 
-__all__ = ["DivergenceError", "OutputError", "stack_batches", "step_on_stack",
-           "train_and_evaluate"]
+__all__ = ["DivergenceError", "OutputError", "PREEMPTED_EXIT_BASE", "Preempted", "stack_batches",
+           "step_on_stack", "train_and_evaluate"]
 
 _log = logging.getLogger(__name__)
 
@@ -100,6 +119,16 @@ def _check_resume(meta: dict, identity: dict, directory: pathlib.Path) -> None:
                      "use a new --workdir")
 
 
+def _check_resume_order(meta: dict, order: str, directory: pathlib.Path) -> None:
+  """config.data.order='host' resumes only on the process count that wrote the checkpoint."""
+  from jaxsr.data import pipeline  # pylint: disable=g-import-not-at-top
+  try:
+    pipeline.check_resume_order(order, process_count=jax.process_count(),
+                                saved_process_count=(meta.get("data") or {}).get("process_count"))
+  except InputError as e:
+    raise InputError(f"{directory}: {e.message}", field=f"config.data.{e.field}") from None
+
+
 def _eval_names(config: ml_collections.ConfigDict) -> list[str]:
   """``config.eval_datasets`` ('set5,set14'; '' for none) as a list."""
   return [d.strip() for d in str(config.eval_datasets or "").split(",") if d.strip()]
@@ -107,9 +136,17 @@ def _eval_names(config: ml_collections.ConfigDict) -> list[str]:
 
 def _pipeline_kwargs(config: ml_collections.ConfigDict, *, channels: int) -> dict:
   """``jaxsr.data.train_dataset``'s arguments but the start and number of steps."""
-  kwargs = dict(y_channel=channels == 1, hr_rescales=tuple(config.hr_rescales),
-                batch_size=int(config.batch_size), seed=int(config.seed),
-                data_dir=config.data_dir, manual_dir=config.manual_dir)
+  data = config.data
+  kwargs = dict(name=config.dataset, y_channel=channels == 1,
+                hr_rescales=tuple(config.hr_rescales), batch_size=int(config.batch_size),
+                seed=int(config.seed), data_dir=config.data_dir, manual_dir=config.manual_dir,
+                mode=str(data.mode), shards=int(data.shards) or None,
+                order=str(data.get("order", "global")),
+                hr_folder=data.hr_folder, lr_folder=data.lr_folder)
+  if data.mode == "stream":
+    kwargs.update(memory_limit_mb=float(data.memory_limit_mb),
+                  shuffle_buffer=int(data.shuffle_buffer),
+                  crops_per_image=int(data.crops_per_image))
   if config.train_scales:
     kwargs.update(scale=tuple(int(s) for s in config.train_scales),
                   hr_patch_size=int(config.hr_patch_size))
@@ -385,6 +422,89 @@ def _append(path: pathlib.Path, text: str, *, last_good: Callable[[], str]) -> N
     raise OutputError(f"{path}: writing failed ({_reason(e)}); {last_good()}") from None
 
 
+# ----------------------------------------------------------------------------- preemption
+
+
+PREEMPTED_EXIT_BASE = 128
+"""``jaxsr train`` / ``train.py`` exit with ``PREEMPTED_EXIT_BASE + signal number`` when
+preempted: 143 for SIGTERM, 130 for SIGINT (what a shell reports for a process the signal ended)."""
+
+
+class Preempted(Exception):
+  """The run stopped on SIGTERM/SIGINT after saving step ``step`` synchronously.
+
+  Attributes:
+    step: the step every host agreed on and saved; a restart resumes from it.
+    signum: the signal that asked the run to stop (``signal.SIGTERM`` or ``signal.SIGINT``).
+    exit_status: ``PREEMPTED_EXIT_BASE + signum`` (143 for SIGTERM, 130 for SIGINT).
+  """
+
+  def __init__(self, step: int, signum: int, directory: pathlib.Path):
+    self.step = int(step)
+    self.signum = int(signum)
+    self.exit_status = PREEMPTED_EXIT_BASE + self.signum
+    name = signal.Signals(self.signum).name
+    super().__init__(f"preempted at step {self.step} ({name}): checkpoint saved in {directory}; "
+                     "run the same command again to resume")
+
+
+class _PreemptionWatch:
+  """Turns SIGTERM and SIGINT into a step at which every host saves and stops.
+
+  One process (no ``jax.distributed`` client): Python handlers only record the signal; the
+  loop asks ``reached(step)`` after every step, which is True from the first step that ends
+  after a signal. Several processes: JAX's preemption sync manager (the one Orbax's
+  ``reached_preemption`` asks) catches SIGTERM on any host and agrees on one step for all,
+  which ``multihost_utils.reached_preemption_sync_point`` reports; SIGINT is passed on to it as
+  a SIGTERM. Handlers are installed only in the main thread and restored on ``close``. Further
+  signals while the checkpoint is written are counted and otherwise ignored, so a second
+  SIGTERM cannot cut the save short (a SIGKILL still can: Orbax then never commits the step).
+  """
+
+  def __init__(self):
+    self.signum: int | None = None
+    self.extra = 0  # signals after the first
+    self._previous: dict[int, object] = {}
+    self._multihost = False
+    if jax.process_count() > 1:
+      from jax._src import distributed  # pylint: disable=g-import-not-at-top
+      if getattr(distributed.global_state, "preemption_sync_manager", None) is None:
+        _log.warning("JAX's preemption service is off: SIGTERM/SIGINT end the run without a "
+                     "checkpoint (set jax_enable_preemption_service)")
+        return
+      self._multihost = True
+    if threading.current_thread() is not threading.main_thread():
+      return
+    wanted = (signal.SIGINT,) if self._multihost else (signal.SIGTERM, signal.SIGINT)
+    for signum in wanted:
+      self._previous[signum] = signal.signal(signum, self._handle)
+
+  def _handle(self, signum: int, frame) -> None:
+    del frame  # only records: logging here could deadlock on the logging lock
+    if self._multihost:
+      self.signum = signal.SIGTERM if self.signum is None else self.signum
+      signal.raise_signal(signal.SIGTERM)  # JAX's notifier takes it from here
+    elif self.signum is None:
+      self.signum = signum
+    else:
+      self.extra += 1
+
+  def reached(self, step: int) -> bool:
+    """Whether all hosts stop after ``step`` (to be asked after every step, on every host)."""
+    if self._multihost:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      if multihost_utils.reached_preemption_sync_point(step):
+        self.signum = self.signum or signal.SIGTERM
+        return True
+      return False
+    return self.signum is not None
+
+  def close(self) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous.clear()
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -402,6 +522,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       diverging loss (nothing is saved after them).
     OutputError: an output file could not be written.
     jaxsr.checkpoint.CheckpointError: no intact checkpoint, or a checkpoint save failed.
+    Preempted: SIGTERM or SIGINT stopped the run after saving its ``step``.
   """
   with tasks.config_fields_required():
     return _train_and_evaluate(config, pathlib.Path(workdir))
@@ -454,7 +575,9 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
           # what checkpoint.load_model rebuilds the generator from (eval.py --checkpoint,
           # init_from, jaxsr upscale)
           "model": {"name": config.model, "scale": scale,
-                    "overrides": identity["model_overrides"]}}
+                    "overrides": identity["model_overrides"]},
+          # the input order and the process count it depends on ('host' order)
+          "data": {"order": pipeline_kwargs["order"], "process_count": jax.process_count()}}
 
   mesh = parallel.make_mesh()
   if batch_size % mesh.size:
@@ -472,6 +595,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
         workdir=workdir, last_good=last_good)
   except Exception as e:  # pylint: disable=broad-except
     raise OutputError(f"{workdir}: cannot create the TensorBoard writer ({_reason(e)})") from None
+  watch = _PreemptionWatch()  # from here on SIGTERM/SIGINT save a step and stop the run
   try:
     state = task.init_state(key=jax.random.key(seed))
     _set_aside_other_models(manager, identity)
@@ -481,13 +605,17 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
     if restored is not None:
       step0, saved, saved_meta = restored
       _check_resume(saved_meta, identity, manager.directory)
+      _check_resume_order(saved_meta, pipeline_kwargs["order"], manager.directory)
       state = task.restore_state(state, saved)
       history = [float(x) for x in (saved_meta.get("guard") or {}).get("loss_means", [])]
       unverified.append(step0)
       _log.info("resumed from step %d in %s", step0, manager.directory)
     elif init_from:
       try:
-        loaded = loading.load_model(checkpoint=init_from, use_ema=True)
+        if str(init_from).startswith("zoo:"):  # a named pretrained model (jaxsr.zoo)
+          loaded = zoo.load(str(init_from)[len("zoo:"):])
+        else:
+          loaded = loading.load_model(checkpoint=init_from, use_ema=True)
       except InputError as e:
         raise InputError(e.message, field="config.init_from") from None
       state = task.init_from(state, loaded.variables)
@@ -584,9 +712,25 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
                    meta={**meta, "guard": {"loss_means": history[-divergence_window:]}})
       unverified.append(step)
 
-    data = (jaxsr_data.train_dataset(start_step=start_step, num_steps=num_steps - start_step,
-                                     **pipeline_kwargs)
-            if start_step < num_steps else iter(()))
+    def preempt(step: int) -> None:
+      """Saves ``step`` synchronously (unless saved already) and stops the run."""
+      if manager.latest_step() != step:
+        save(step)
+      manager.wait_until_finished()
+      if watch.extra:
+        _log.warning("%d more stop signal(s) arrived before step %d was saved completely; ignored "
+                     "until it was", watch.extra, step)
+      _log.warning("preempted at step %d (%s); checkpoint saved in %s", step,
+                   signal.Signals(watch.signum).name, manager.directory)
+      raise Preempted(step, watch.signum, manager.directory)
+
+    try:  # batch k is a function of (seed, k): the same on any topology (jaxsr.data.pipeline)
+      data = (jaxsr_data.train_dataset(start_step=start_step, num_steps=num_steps - start_step,
+                                       **pipeline_kwargs)
+              if start_step < num_steps else iter(()))
+    except InputError as e:
+      where = "config" if e.field == "hr_rescales" else "config.data"
+      raise InputError(e.message, field=e.field and f"{where}.{e.field}") from None
     step = start_step
     with jax.set_mesh(mesh):
       for stack, count in stack_batches(data, per_transfer):
@@ -602,6 +746,9 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
             save(step)
           if eval_every and step % eval_every == 0 and step != num_steps:
             run_eval(step)
+          if watch.reached(step):
+            preempt(step)
+    watch.close()
     if manager.latest_step() != step:
       save(step)
     manager.wait_until_finished()
@@ -630,7 +777,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
     return summary
   except BaseException:
     # The error is the one line the caller shows: wind down without adding more.
-    for close in (writer.close, manager.close):
+    for close in (watch.close, writer.close, manager.close):
       try:
         close()
       except Exception:  # pylint: disable=broad-except

@@ -116,3 +116,45 @@ def load_basicsr() -> types.SimpleNamespace | None:
       bgr2ycbcr=color.bgr2ycbcr,
       rgb2ycbcr=color.rgb2ycbcr,
   )
+
+
+def _rgb_to_grayscale(img, num_output_channels: int = 1):
+  """torchvision's luma ``0.2989 R + 0.587 G + 0.114 B`` of an NCHW tensor (its stand-in)."""
+  r, g, b = img.unbind(dim=-3)
+  gray = (0.2989 * r + 0.587 * g + 0.114 * b).to(img.dtype).unsqueeze(dim=-3)
+  return gray.expand(img.shape) if num_output_channels == 3 else gray
+
+
+def load_basicsr_realworld() -> types.SimpleNamespace | None:
+  """``ns`` with BasicSR's ``degradations``, ``diffjpeg``, ``img_process_util`` and ``torch``.
+
+  ``degradations.py`` imports torchvision's ``rgb_to_grayscale``; a stand-in with torchvision's
+  weights is placed for the loading only. None when torch, cv2 or basicsr-fixed is absent.
+  """
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    import cv2  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    import scipy  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return None
+  root = _root()
+  if root is None:
+    return None
+  added = [n for n in ("torchvision", "torchvision.transforms",
+                       "torchvision.transforms.functional") if n not in sys.modules]
+  try:
+    for name in added:
+      _stub(name)
+    if added:
+      sys.modules["torchvision.transforms.functional"].rgb_to_grayscale = _rgb_to_grayscale
+    _stub("basicsr", root)
+    _stub("basicsr.utils", root / "utils")
+    _stub("basicsr.data", root / "data")
+    degradations = _load("basicsr.data.degradations", root / "data" / "degradations.py")
+  finally:
+    for name in added:
+      sys.modules.pop(name, None)
+  diffjpeg = _load("basicsr.utils.diffjpeg", root / "utils" / "diffjpeg.py")
+  img_process = _load("basicsr.utils.img_process_util", root / "utils" / "img_process_util.py")
+  return types.SimpleNamespace(degradations=degradations, diffjpeg=diffjpeg,
+                               img_process_util=img_process, torch=torch)

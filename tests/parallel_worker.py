@@ -17,10 +17,59 @@ parser.add_argument("--steps", type=int, default=4)
 parser.add_argument("--coordinator", default=None)
 parser.add_argument("--num_processes", type=int, default=1)
 parser.add_argument("--process_id", type=int, default=0)
+# Training mode (tests/test_parallel.py's topology test): train_lib on WORKDIR up to --steps
+# (resuming what is there), then print this host's input samples per step (a digest per global
+# slot) and, on process 0, write the final parameters to --params_out (.npz).
+parser.add_argument("--train", default=None, help="a work directory: run train_lib there")
+parser.add_argument("--data_dir", default=None)
+parser.add_argument("--params_out", default=None)
 args = parser.parse_args()
 if args.coordinator:
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+
+
+def _train_mode() -> None:
+  """Trains the test recipe to --steps in --train and reports the inputs and parameters."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from jaxsr import loading  # pylint: disable=g-import-not-at-top
+  from jaxsr import runtime  # pylint: disable=g-import-not-at-top
+  from jaxsr import train_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr.data import pipeline  # pylint: disable=g-import-not-at-top
+  from jaxsr.recipes import test as test_recipe  # pylint: disable=g-import-not-at-top
+
+  runtime.hide_accelerators_from_tensorflow()
+  config = test_recipe.get_config()
+  config.update(num_train_steps=args.steps, eval_datasets="", data_dir=args.data_dir,
+                checkpoint_every_steps=2, log_every_steps=2, batches_per_transfer=2,
+                learning_rate=1e-3)
+  train_lib.train_and_evaluate(config, args.train)
+  from jaxsr.tasks import base  # pylint: disable=g-import-not-at-top
+  channels = getattr(base.model_from_config(config), "channels", 3)
+  kwargs = train_lib._pipeline_kwargs(config, channels=channels)  # pylint: disable=protected-access
+  kwargs.pop("name")
+  p = pipeline.make_pipeline(config.dataset, **kwargs)
+  slots = p.layout.local.tolist()
+  digests = {}
+  for step in range(args.steps):
+    batch = p.batch(step)
+    digests[step] = [hashlib.sha256(batch["lr"][j].tobytes() + batch["hr"][j].tobytes())
+                     .hexdigest()[:16] for j in range(len(slots))]
+  if jax.process_index() == 0 and args.params_out:
+    params = loading.load_model(checkpoint=args.train, use_ema=False).variables["params"]
+    flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+            for path, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    np.savez(args.params_out, **flat)
+  print(json.dumps({"devices": jax.device_count(), "processes": jax.process_count(),
+                    "slots": slots, "digests": digests}))
+
+
+if args.train:
+  _train_mode()
+  raise SystemExit(0)
 
 import ml_collections  # pylint: disable=g-import-not-at-top
 import numpy as np

@@ -446,6 +446,22 @@ def test_pytorch_layouts_match_torch_forward(tmp_path, arch, kwargs, family, sca
                              atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("arch,kwargs,family,scale,overrides", _TORCH_CASES,
+                         ids=[f"{c[2]}-x{c[3]}-{i}" for i, c in enumerate(_TORCH_CASES)])
+def test_every_layout_is_recognised_without_model(arch, kwargs, family, scale, overrides):
+  """``jaxsr convert FILE`` needs no ``--model``: family, scale and sizes come from the file."""
+  del overrides
+  torch = pytest.importorskip("torch")
+  from jaxsr.convert import pytorch as pt  # pylint: disable=g-import-not-at-top
+
+  net = _torch_archs(torch)[arch](**kwargs)
+  sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+  want = pt._family_of_name(family)  # pylint: disable=protected-access
+  assert pt.detect_family(sd) == want
+  imp = convert.import_state_dict(sd, scale=scale if arch == "FSRCNN" else None)
+  assert imp.scale == scale and imp.name in pt.LAYOUTS[pt.FAMILIES.index(want)].names
+
+
 def test_esrgan_original_key_names(tmp_path):
   torch = pytest.importorskip("torch")
   torch.manual_seed(0)

@@ -329,3 +329,94 @@ def test_a_newer_step_of_another_model_is_set_aside_for_this_models_step(tmp_pat
   # Only steps of another model: still refused (the directory is another run's).
   with pytest.raises(InputError, match="refusing to resume a different model.*scale"):
     _train(tmp_path / "x2", num_train_steps=12)
+
+
+# ----------------------------------------------------------------------------- preemption
+
+
+def _signal_at(monkeypatch, at_step: int, *signums: int) -> None:
+  """Sends ``signums`` to this process as the loop asks whether to stop after ``at_step``."""
+  real = train_lib._PreemptionWatch.reached
+
+  def reached(self, step):
+    if step == at_step:
+      for signum in signums:
+        os.kill(os.getpid(), signum)
+    return real(self, step)
+
+  monkeypatch.setattr(train_lib._PreemptionWatch, "reached", reached)
+
+
+def test_sigint_saves_the_agreed_step_and_the_restart_is_bit_identical(tmp_path, monkeypatch,
+                                                                        caplog):
+  import signal
+  straight = _train(tmp_path / "straight", num_train_steps=12)
+  caplog.set_level("WARNING")
+  _signal_at(monkeypatch, 6, signal.SIGINT)
+  with pytest.raises(train_lib.Preempted, match=r"^preempted at step 6 \(SIGINT\): checkpoint "
+                                                r"saved in .*; run the same command again") as e:
+    _train(tmp_path / "run", num_train_steps=12)
+  assert e.value.step == 6 and e.value.exit_status == 130
+  assert "preempted at step 6 (SIGINT)" in caplog.text
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+  monkeypatch.undo()
+  manager = ckpt_lib.CheckpointManager(tmp_path / "run" / "checkpoints")
+  assert manager.all_steps() == [4, 6] and manager.restore()[0] == 6
+  assert not (tmp_path / "run" / "summary.json").exists()
+  resumed = _train(tmp_path / "run", num_train_steps=12)
+  assert resumed["params_sha256"] == straight["params_sha256"]
+
+
+def test_a_second_sigterm_during_the_save_cannot_cut_it_short(tmp_path, monkeypatch, caplog):
+  import signal
+  real_save = ckpt_lib.CheckpointManager.save
+
+  def save(self, step, *args, **kwargs):
+    real_save(self, step, *args, **kwargs)
+    if step == 6:  # the preemption's save is in flight: the scheduler insists
+      os.kill(os.getpid(), signal.SIGTERM)
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(ckpt_lib.CheckpointManager, "save", save)
+  _signal_at(monkeypatch, 6, signal.SIGTERM)
+  caplog.set_level("WARNING")
+  with pytest.raises(train_lib.Preempted, match=r"preempted at step 6 \(SIGTERM\)") as e:
+    _train(tmp_path, num_train_steps=12)
+  assert e.value.exit_status == 143
+  assert "2 more stop signal(s) arrived before step 6 was saved completely" in caplog.text
+  monkeypatch.undo()
+  manager = ckpt_lib.CheckpointManager(tmp_path / "checkpoints")
+  assert manager.all_steps() == [4, 6] and manager.restore()[0] == 6
+  assert not list((tmp_path / "checkpoints").glob("*tmp*"))
+
+
+@pytest.mark.slow
+def test_sigterm_through_train_py_exits_143_and_resumes_bit_identically(tmp_path):
+  import re
+  import signal
+  steps = 400
+  cmd = lambda w: _cli(w, "--config.checkpoint_every_steps=50", "--config.log_every_steps=50",
+                       steps=steps)[:-1] + ["--verbosity=0"]
+  straight = subprocess.run(cmd(tmp_path / "straight"), capture_output=True, text=True,
+                            timeout=600)
+  assert straight.returncode == 0, straight.stderr[-2000:]
+  run = tmp_path / "run"
+  with open(tmp_path / "stderr", "w") as err:
+    proc = subprocess.Popen(cmd(run), stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "checkpoints" / "100").exists():
+      time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGTERM)  # a second one, as the save starts: ignored
+    assert proc.wait(timeout=300) == 143
+  stderr = (tmp_path / "stderr").read_text()
+  step = int(re.search(r"preempted at step (\d+) \(SIGTERM\); checkpoint saved", stderr)[1])
+  assert stderr.splitlines()[-1].startswith(f"train.py: preempted at step {step} (SIGTERM)")
+  assert 100 <= step < steps and not (run / "summary.json").exists()
+  assert ckpt_lib.CheckpointManager(run / "checkpoints").latest_step() == step
+  restarted = subprocess.run(cmd(run), capture_output=True, text=True, timeout=600)
+  assert restarted.returncode == 0, restarted.stderr[-2000:]
+  assert f"resumed from step {step}" in restarted.stderr
+  a = json.loads((tmp_path / "straight" / "summary.json").read_text())
+  b = json.loads((run / "summary.json").read_text())
+  assert b["step"] == steps and a["params_sha256"] == b["params_sha256"]

@@ -168,3 +168,29 @@ def test_recipes(monkeypatch):
   assert sr.adversarial_weight == 1e-3 and sr.lr_patch_size * sr.scale == 96
   assert float(task.g_schedule(150_000)) == pytest.approx(1e-5, rel=1e-6)
   json.dumps(gan_test.get_config().to_dict())  # serialisable for the checkpoint metadata
+
+
+@pytest.mark.slow  # two GAN compilations (RRDB, discriminator, VGG)
+def test_bf16_gan_step_keeps_losses_state_and_parameters_float32():
+  # Both networks and the VGG features in bf16, everything the optimizers see in float32; one
+  # step lands near the float32 step.
+  task32 = tasks.make_task(_config(style_weight=1.0, style_layers={"conv1_2": 1.0}))
+  task16 = tasks.make_task(_config(style_weight=1.0, style_layers={"conv1_2": 1.0},
+                                   compute_dtype="bfloat16"))
+  state = task32.init_state(key=jax.random.key(0))
+  rng = np.random.RandomState(0)
+  batch = {"lr": rng.rand(4, 8, 8, 3).astype(np.float32),
+           "hr": rng.rand(4, 32, 32, 3).astype(np.float32)}
+  new32, m32 = jax.jit(task32.train_step)(state, batch)
+  new16, m16 = jax.jit(task16.train_step)(state, batch)
+  saved = task16.state_dict(new16)
+  assert {np.asarray(x).dtype for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"} \
+      == {np.dtype(np.float32)}
+  for name in ("loss", "g_pixel", "g_perceptual", "g_style", "g_adversarial", "d_loss"):
+    assert np.asarray(m16[name]).dtype == np.float32 and np.isfinite(float(m16[name])), name
+    np.testing.assert_allclose(float(m16[name]), float(m32[name]), rtol=0.1, atol=1e-3,
+                               err_msg=name)
+  assert 0 < _tree_diff(new16.params, new32.params) < 1e-2
+  assert 0 < _tree_diff(new16.d_params, new32.d_params) < 1e-2
+  with pytest.raises(InputError, match="config.compute_dtype: unknown dtype 'nope'"):
+    tasks.make_task(_config(compute_dtype="nope"))

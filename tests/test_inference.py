@@ -31,6 +31,10 @@ TINY = {
     'srresnet': dict(num_feat=8, num_block=1),
     'msrresnet': dict(num_feat=8, num_block=1),
     'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
+    'realcugan': dict(num_feat=8),
+    'waifu2x_cunet': dict(num_feat=8),
+    'waifu2x_upconv7': dict(features=(4, 4)),
+    'srvgg_compact': dict(num_feat=8, num_conv=2),
 }
 
 # Set14 HR sizes (height, width).
@@ -167,6 +171,9 @@ RADII = {
     ('srresnet', 2): 40, ('srresnet', 3): 40, ('srresnet', 4): 40,
     ('msrresnet', 2): 36, ('msrresnet', 3): 36, ('msrresnet', 4): 36,
     ('rrdbnet', 2): 349, ('rrdbnet', 3): 348, ('rrdbnet', 4): 349,
+    ('realcugan', 2): float('inf'), ('realcugan', 3): float('inf'),
+    ('realcugan', 4): float('inf'), ('waifu2x_cunet', 2): float('inf'),
+    ('waifu2x_upconv7', 2): 7,
     ('srgan_discriminator', None): 30, ('esrgan_discriminator', None): 62, ('vgg19', None): 118,
 }
 # Variants with other layer settings (padding modes, heads, kernel sizes, x8).
@@ -514,3 +521,97 @@ def test_im2col_workspace_per_pixel_follows_each_convolution(monkeypatch):
   assert not runtime.xla_cpu_im2col_convolutions()
   monkeypatch.delenv("XLA_FLAGS")
   assert not runtime.xla_cpu_im2col_convolutions()
+
+
+# ----------------------------------------------------------------------------
+# Blended tiles, compute dtype, 16-bit / alpha images, resize (helper ZOO).
+
+
+@pytest.mark.parametrize('n,tile,overlap,scale', [(40, 16, 4, 2), (45, 18, 12, 3), (37, 10, 8, 1),
+                                                  (9, 16, 4, 2)])
+def test_feather_weights_sum_to_one_and_vanish_at_cuts(n, tile, overlap, scale):
+  starts = inference._tile_starts(n, tile, overlap)
+  length = min(tile, n)
+  weights = inference._feather(starts, length, n, scale, overlap)
+  total = np.zeros(n * scale)
+  for a, w in zip(starts, weights):
+    assert w.shape == (length * scale,) and w.min() >= 0
+    total[a * scale:(a + length) * scale] += w
+    margin = int(inference._FEATHER_MARGIN * overlap * scale)
+    if a > 0 and margin:
+      assert np.all(w[:margin] == 0)  # nothing from next to a cut
+    if a + length < n and margin:
+      assert np.all(w[-margin:] == 0)
+  np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_tiles_blend_only_where_approximate():
+  model, variables = _tiny('edsr_baseline', 2)
+  radius = int(inference.receptive_radius(model))
+  assert inference.exact_overlap(model) == 2 * radius
+  assert inference.tiling_is_exact(model, 2 * radius)
+  assert not inference.tiling_is_exact(model, 2 * radius - 2)
+  assert inference.exact_overlap(models.get_model('rcan', scale=2)) is None
+  im = _images([(40, 29)], 3, seed=3)[0]
+  whole = inference.upscale(model, variables, im)
+  # Exact overlap: the default cuts mid-overlap, bit for bit as without blending.
+  exact = dict(tile=2 * radius + 6, tile_overlap=2 * radius)
+  auto = inference.upscale(model, variables, im, **exact)
+  np.testing.assert_array_equal(auto, inference.upscale(model, variables, im, blend=False,
+                                                        **exact))
+  assert _max_rel_diff(auto, whole) < 1e-5
+  # Approximate overlap: the default blends.
+  approx = dict(tile=2 * radius + 6, tile_overlap=4)  # the same tile: no new compilation
+  auto = inference.upscale(model, variables, im, **approx)
+  blended = inference.upscale(model, variables, im, blend=True, **approx)
+  cut = inference.upscale(model, variables, im, blend=False, **approx)
+  np.testing.assert_array_equal(auto, blended)
+  assert np.abs(blended - cut).max() > 1e-4
+  # The blend is a convex combination of tiles: no worse than twice the cut's error.
+  assert np.abs(blended - whole).max() <= 2 * np.abs(cut - whole).max()
+
+
+@pytest.mark.parametrize('dtype,tol', [('bfloat16', 0.05), ('float16', 0.01)])
+def test_reduced_precision_dtype(dtype, tol):
+  model, variables = _tiny('edsr_baseline', 2)
+  im = _images([(12, 10)], 3, seed=4)[0]
+  ref = inference.upscale(model, variables, im)
+  got = inference.upscale(model, variables, im, dtype=dtype)
+  assert got.dtype == np.float32 and got.shape == ref.shape
+  assert 0 < _max_rel_diff(got, ref) < tol  # computed in the low precision, and close
+  np.testing.assert_array_equal(inference.upscale(model, variables, im, dtype='float32'), ref)
+  with pytest.raises(errors.InputError, match='dtype must be one of') as info:
+    inference.upscale(model, variables, im, dtype='int8')
+  assert info.value.field == 'dtype'
+
+
+def test_upscale_image_16_bit_and_alpha():
+  from jaxsr import imresize  # pylint: disable=g-import-not-at-top
+
+  model, variables = _tiny('edsr_baseline', 2)
+  rng = np.random.default_rng(5)
+  rgba8 = rng.integers(0, 256, (11, 9, 4)).astype(np.uint8)
+  out8 = inference.upscale_image(rgba8, model, variables, scale=2)
+  assert out8.dtype == np.uint8 and out8.shape == (22, 18, 4)
+  np.testing.assert_array_equal(out8[..., :3],
+                                inference.upscale_image(rgba8[..., :3], model, variables, scale=2))
+  np.testing.assert_array_equal(out8[..., 3], imresize.imresize_np(rgba8[..., 3], 2))
+  # 16 bits: the same image scaled by 257 gives the 8-bit result scaled by 257 (+- rounding).
+  rgba16 = rgba8.astype(np.uint16) * 257
+  out16 = inference.upscale_image(rgba16, model, variables, scale=2)
+  assert out16.dtype == np.uint16
+  assert np.abs(out16.astype(np.int64) - out8.astype(np.int64) * 257).max() <= 257
+  grey_alpha = rgba16[..., 2:]
+  out = inference.upscale_image(grey_alpha, model, variables, scale=2, alpha='model')
+  assert out.shape == (22, 18, 2) and out.dtype == np.uint16
+  with pytest.raises(errors.InputError, match='alpha must be one of'):
+    inference.upscale_image(rgba8, model, variables, scale=2, alpha='nearest')
+
+
+@pytest.mark.parametrize('size', [(74, 58), (20, 15), (37, 60)])
+def test_resize_image_is_imresize(size):
+  from jaxsr import imresize  # pylint: disable=g-import-not-at-top
+
+  im = np.random.default_rng(6).integers(0, 256, (37, 29, 3)).astype(np.uint8)
+  np.testing.assert_array_equal(inference.resize_image(im, size),
+                                imresize.imresize_np(im, output_shape=size))

@@ -16,11 +16,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "jaxsr"
 # Lowest first. A module belongs to the first entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
     ("jaxsr.errors", "jaxsr.runtime", "jaxsr.files", "jaxsr.color", "jaxsr.imresize",
-     "jaxsr.degradations", "jaxsr.metrics", "jaxsr.parallel"),
+     "jaxsr.degradations", "jaxsr.metrics", "jaxsr.parallel", "jaxsr.realworld"),
     ("jaxsr.models",),
     ("jaxsr.losses", "jaxsr.inference", "jaxsr.checkpoint", "jaxsr.optim"),
     ("jaxsr.data", "jaxsr.convert"),
-    ("jaxsr.eval_lib", "jaxsr.loading", "jaxsr.report"),
+    ("jaxsr.eval_lib", "jaxsr.loading", "jaxsr.report", "jaxsr.zoo", "jaxsr.export"),
     ("jaxsr.tasks",),
     ("jaxsr.train_lib",),
     ("jaxsr.recipes", "jaxsr.commands", "jaxsr.cli", "jaxsr.__main__", "jaxsr"),

@@ -140,9 +140,9 @@ def test_scale_free_file_without_xn_takes_the_request(tmp_path):
 
 def test_weights_errors_name_the_field(tmp_path):
   path = shared_path("weights", "fsrcnn_pytorch", "fsrcnn_x3.pth")
-  e = _raises("model", "registry name of the model", weights=path)
-  assert str(path) in str(e) and e.describe({"model": "--model"}).startswith("--model: ")
-  _raises("model", "unknown model", weights=path, model="nonexistent")
+  assert loading.load_model(weights=path).name == "fsrcnn"  # recognised without ``model``
+  e = _raises("model", "unknown model", weights=path, model="nonexistent")
+  assert e.describe({"model": "--model"}).startswith("--model: ")
   _raises("model", "cannot take PyTorch weights", weights=path, model="srcnn")
   _raises(None, "no such weights file", weights=tmp_path / "missing.pth", model="fsrcnn")
   (tmp_path / "fsrcnn.pth").write_bytes(path.read_bytes())  # a name without xN

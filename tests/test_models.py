@@ -70,6 +70,13 @@ PARAM_COUNTS = [
     ('rcan', 4, {}, 15_592_355),
     ('msrresnet', 4, {}, 1_517_571),
     ('rrdbnet', 4, {}, 16_697_987),
+    ('rrdbnet', 2, {'unshuffle': 2}, 16_703_171),  # RealESRGAN_x2plus
+    ('rrdbnet', 1, {'unshuffle': 4}, 16_723_907),  # BasicSR's x1 variant
+    ('rrdbnet', 4, {'num_block': 6}, 4_467_779),  # RealESRGAN_x4plus_anime_6B
+    ('srvgg_compact', 4, {}, 621_424),  # realesr-animevideov3 (x4)
+    ('srvgg_compact', 2, {}, 600_652),
+    ('srvgg_compact', 2, {'net_scale': 4}, 621_424),  # the sr-vulkan x2 graph: x4 + resize
+    ('srvgg_compact', 4, {'num_conv': 32}, 1_213_296),  # realesr-general-x4v3
 ]
 
 
@@ -104,6 +111,10 @@ TINY = {
     'srresnet': dict(num_feat=8, num_block=1),
     'msrresnet': dict(num_feat=8, num_block=1),
     'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
+    'realcugan': dict(num_feat=8),
+    'waifu2x_cunet': dict(num_feat=8),
+    'waifu2x_upconv7': dict(features=(4, 4)),
+    'srvgg_compact': dict(num_feat=8, num_conv=2),
 }
 
 
@@ -113,7 +124,8 @@ def test_every_sr_model_has_a_tiny_variant():
 
 def _sr_scales(name):
   spec = models.model_spec(name)
-  return (2, 3, 4, 8) if spec.scales is None else spec.scales
+  # x1 exists only as RRDBNet's pixel-unshuffle variant (tests/test_ncnn.py covers it).
+  return (2, 3, 4, 8) if spec.scales is None else tuple(s for s in spec.scales if s > 1)
 
 
 @pytest.mark.parametrize('name', sorted(TINY))
@@ -330,7 +342,8 @@ def test_registry():
             'esrgan_discriminator', 'vgg19']:
     assert n in names
   assert 'vgg19' not in models.list_models('sr')
-  assert models.list_models('discriminator') == ['srgan_discriminator', 'esrgan_discriminator']
+  assert models.list_models('discriminator') == ['srgan_discriminator', 'esrgan_discriminator',
+                                                  'unet_discriminator']
   assert models.get_model('fsrcnn', scale=3).channels == 1
   assert models.get_model('edsr', scale=2).channels == 3
   assert models.get_model('vdsr', scale=2, channels=3).channels == 3

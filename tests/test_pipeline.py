@@ -140,9 +140,10 @@ def test_hosts_get_disjoint_shares():
 def test_host_options_are_checked():
   with pytest.raises(InputError, match='multiple'):
     pipeline.TrainPipeline(_coded(), scale=2, batch_size=7, lr_patch_size=5, process_count=2)
-  with pytest.raises(InputError, match='no images'):
-    pipeline.TrainPipeline(_coded(2), scale=2, batch_size=4, lr_patch_size=5, process_index=2,
-                           process_count=4)
+  # Fewer images than hosts: hosts share shards (each loads the ones its slots draw from).
+  shared = pipeline.TrainPipeline(_coded(2), scale=2, batch_size=4, lr_patch_size=5,
+                                  process_index=2, process_count=4)
+  assert [it.name for it in shared.items] == ['img1']
   with pytest.raises(InputError, match='exactly one'):
     pipeline.TrainPipeline(_coded(), scale=2, batch_size=4)
 
@@ -253,3 +254,311 @@ def test_paired_transform_matches_numpy_flips_and_rot90():
     want = np.rot90(want, rot, axes=(0, 1))
     got, = pipeline.paired_transform(image, hflip=hflip, vflip=vflip, rot=rot)
     np.testing.assert_array_equal(got, want, err_msg=f"hflip={hflip} vflip={vflip} rot={rot}")
+
+
+# -- topology-free order, sources, streaming -----------------------------------------------------
+
+
+class _Counting(pipeline.sources.ListSource):
+  """A source that records which images were loaded."""
+
+  def __init__(self, examples):
+    super().__init__(examples)
+    self.loaded = []
+
+  def load_one(self, index):
+    self.loaded.append(index)
+    return super().load_one(index)
+
+
+def _global(make, hosts: int, step: int) -> dict:
+  parts = [make(process_index=h, process_count=hosts).batch(step) for h in range(hosts)]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@pytest.mark.parametrize('stream', [False, True])
+def test_global_batch_is_the_same_on_any_topology(stream):
+  examples = _coded(10)
+  cls = pipeline.StreamPipeline if stream else pipeline.TrainPipeline
+  extra = dict(shuffle_buffer=2, crops_per_image=3) if stream else {}
+
+  def make(**hosts):
+    return cls(examples, scale=2, batch_size=8, lr_patch_size=5, seed=4, **extra, **hosts)
+
+  for step in (0, 3, 17):
+    want = make().batch(step)
+    for hosts in (2, 4, 8):
+      got = _global(make, hosts, step)
+      for key in ('lr', 'hr'):
+        np.testing.assert_array_equal(got[key], want[key], err_msg=f'{hosts} hosts step {step}')
+
+
+def test_hosts_load_only_their_shards():
+  examples = _coded(16)
+  loaded = []
+  for h in range(4):
+    source = _Counting(examples)
+    p = pipeline.TrainPipeline(source, scale=2, batch_size=8, lr_patch_size=5, process_index=h,
+                               process_count=4)
+    assert p.shards == 8 and p.layout.local_shards == [2 * h, 2 * h + 1]
+    assert sorted(source.loaded) == sorted(i for i in range(16) if i % 8 in (2 * h, 2 * h + 1))
+    loaded.append(set(source.loaded))
+  assert set().union(*loaded) == set(range(16)) and sum(map(len, loaded)) == 16
+
+
+def test_multiscale_and_rescales_are_topology_free():
+  examples = _smooth_examples(n=4, scales=(2, 3, 4))
+
+  def make(**hosts):
+    return pipeline.TrainPipeline(examples, scale=(2, 3, 4), batch_size=4, hr_patch_size=20,
+                                  hr_rescales=(1.0, 0.8), seed=2, **hosts)
+
+  for step in (0, 5):
+    want = make().batch(step)
+    got = _global(make, 2, step)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_shard_of_small_images_draws_from_the_next_shard():
+  with pytest.warns(UserWarning, match='skipped 2 of'):
+    p = pipeline.TrainPipeline(_coded(8), scale=2, batch_size=4, lr_patch_size=24, seed=1)
+  # shards 0 and 1 hold images {0, 4} and {1, 5}; images 0 and 1 are too small
+  assert p.skipped == ['img0', 'img1'] and p.shards == 4
+  ids = np.rint(p.batch(0)['lr'][:, 0, 0, 2] * 255).astype(int)
+  assert set(ids) <= set(range(2, 8))
+
+
+def test_stream_resume_and_reuse_within_a_block():
+  kwargs = dict(scale=2, batch_size=4, lr_patch_size=5, seed=3, shuffle_buffer=2,
+                crops_per_image=4)
+  full = list(pipeline.StreamPipeline(_coded(8), **kwargs).iterate(num_steps=16, workers=2))
+  resumed = list(pipeline.StreamPipeline(_coded(8), **kwargs).iterate(start_step=9,
+                                                                      num_steps=7))
+  assert len(resumed) == 7
+  for x, y in zip(full[9:], resumed):
+    np.testing.assert_array_equal(x['hr'], y['hr'])
+  lr = np.rint(np.stack([b['lr'] for b in full]) * 255).astype(np.int64)
+  hr = np.rint(np.stack([b['hr'] for b in full]) * 255).astype(np.int64)
+  np.testing.assert_array_equal(hr, _upsample(lr, 2))  # aligned pairs
+  # Slot 0 (shard 0) over one block of 2 images x 4 crops: each image 4 times.
+  ids = lr[:, 0, 0, 0, 2]
+  for block in range(2):
+    values, counts = np.unique(ids[block * 8:(block + 1) * 8], return_counts=True)
+    assert counts.tolist() == [4, 4] and set(values) <= {0, 4}
+
+
+def test_stream_memory_is_bounded_and_checked():
+  source = _Counting(_coded(40))
+  p = pipeline.StreamPipeline(source, scale=2, batch_size=4, lr_patch_size=5, shuffle_buffer=2,
+                              crops_per_image=2)
+  for step in range(30):
+    p.batch(step)
+    assert len(p._blocks) <= 2 * p.shards  # pylint: disable=protected-access
+  with pytest.raises(InputError, match='memory_limit_mb=0.001'):
+    pipeline.StreamPipeline(_coded(40), scale=2, batch_size=4, lr_patch_size=5,
+                            shuffle_buffer=8, memory_limit_mb=0.001)
+  with pytest.raises(InputError, match='hr_rescales'):
+    pipeline.StreamPipeline(_coded(4), scale=2, batch_size=4, lr_patch_size=5,
+                            hr_rescales=(1.0, 0.5))
+
+
+def test_stream_small_images_give_their_crops_to_the_next():
+  examples = _coded(4)
+  examples[1] = SRExample('tiny', examples[1].hr[:4, :4], {2: examples[1].lr[2][:2, :2]})
+  with pytest.warns(UserWarning, match='tiny'):
+    p = pipeline.StreamPipeline(examples, scale=2, batch_size=1, lr_patch_size=5,
+                                shuffle_buffer=4, crops_per_image=2, seed=0)
+    batches = [p.batch(k) for k in range(8)]
+  assert p.skipped == ['tiny']
+  ids = [int(np.rint(b['lr'][0, 0, 0, 2] * 255)) for b in batches]
+  assert 1 not in ids and sorted(set(ids)) == [0, 2, 3]
+
+
+def _write(folder, name, image):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  folder.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(image).save(folder / name)
+
+
+def test_paired_and_hr_folders(tmp_path):
+  examples = _smooth_examples(n=3, scales=(2,))
+  for ex in examples:
+    _write(tmp_path / 'hr', f'{ex.name}.png', ex.hr)
+    _write(tmp_path / 'lr', f'{ex.name}x2.png', ex.lr[2])
+  paired = pipeline.sources.FolderSource(tmp_path / 'hr', lr_folder=tmp_path / 'lr', scale=2)
+  assert paired.names == ['s0', 's1', 's2']
+  got = paired.load([1])[0]
+  np.testing.assert_array_equal(got.lr[2], examples[1].lr[2])
+  for mode in pipeline.MODES:
+    p = pipeline.make_pipeline(scale=2, batch_size=4, lr_patch_size=8, hr_folder=tmp_path / 'hr',
+                               lr_folder=tmp_path / 'lr', mode=mode, process_index=0,
+                               process_count=1)
+    b = p.batch(0)
+    assert b['hr'].shape == (4, 16, 16, 3)
+  hr_only = pipeline.make_pipeline(scale=2, batch_size=2, lr_patch_size=8,
+                                   hr_folder=tmp_path / 'hr', process_index=0, process_count=1)
+  np.testing.assert_array_equal(hr_only.items[0].lr[2], lr_rgb(examples[0].hr, 2))
+  # One-line errors naming the file.
+  _write(tmp_path / 'hr', 'extra.png', examples[0].hr)
+  with pytest.raises(InputError, match=r'extra.png: no LR image of that name'):
+    pipeline.sources.FolderSource(tmp_path / 'hr', lr_folder=tmp_path / 'lr', scale=2)
+  (tmp_path / 'hr' / 'extra.png').unlink()
+  _write(tmp_path / 'lr', 's1x2.png', examples[1].lr[2][:-1])
+  with pytest.raises(InputError, match=r's1x2.png: LR size .* does not match its HR s1.png'):
+    pipeline.sources.FolderSource(tmp_path / 'hr', lr_folder=tmp_path / 'lr', scale=2)
+  with pytest.raises(InputError, match='no such folder') as e:
+    pipeline.make_pipeline(scale=2, batch_size=2, lr_patch_size=8, hr_folder=tmp_path / 'nope',
+                           process_index=0, process_count=1)
+  assert e.value.field == 'hr_folder' and '\n' not in str(e.value)
+  with pytest.raises(InputError, match='unknown data mode'):
+    pipeline.make_pipeline(scale=2, batch_size=2, lr_patch_size=8, hr_folder=tmp_path / 'hr',
+                           mode='disk', process_index=0, process_count=1)
+
+
+def test_record_source_reads_the_prepared_split(data_dir):
+  source = pipeline.sources.RecordSource('embedded', split='train', data_dir=data_dir)
+  want = pipeline.builders.examples('embedded', split='train', data_dir=data_dir)
+  got = source.load(range(len(source)))
+  assert [g.name for g in got] == [w.name for w in want]
+  for g, w in zip(got, want):
+    np.testing.assert_array_equal(g.hr, w.hr)
+    np.testing.assert_array_equal(g.lr[4], w.lr[4])
+
+
+def test_config_fields_reach_the_pipeline(tmp_path):
+  from jaxsr import train_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr.recipes import test as test_recipe  # pylint: disable=g-import-not-at-top
+  for ex in _smooth_examples(n=2, scales=(3,)):
+    _write(tmp_path / 'hr', f'{ex.name}.png', ex.hr)
+  config = test_recipe.get_config()
+  config.data.update(mode='stream', hr_folder=str(tmp_path / 'hr'), shuffle_buffer=1,
+                     crops_per_image=2, memory_limit_mb=64.0)
+  kwargs = train_lib._pipeline_kwargs(config, channels=1)  # pylint: disable=protected-access
+  assert kwargs['mode'] == 'stream' and kwargs['shuffle_buffer'] == 1
+  p = pipeline.make_pipeline(kwargs.pop('name'), process_index=0, process_count=1, **kwargs)
+  assert isinstance(p, pipeline.StreamPipeline)
+  assert p.batch(0)['hr'].shape == (8, 24, 24, 1)
+
+
+# -- order='host': the earlier releases' per-host sample order ------------------------------------
+
+
+def _legacy_set(n: int = 7, scale: int = 2) -> list[SRExample]:
+  """Random uint8 pairs (given LR: no resampling involved); image 3 is smaller than the patch."""
+  out = []
+  for i in range(n):
+    rng = np.random.default_rng(100 + i)
+    h, w = (4, 6) if i == 3 else (9 + 2 * i, 11 + i)
+    lr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    hr = rng.integers(0, 256, (scale * h + 1, scale * w + 1, 3), dtype=np.uint8)
+    out.append(SRExample(f'g{i}', hr, {scale: lr}))
+  return out
+
+
+def _digest(batch: dict) -> str:
+  import hashlib  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  for key in ('lr', 'hr'):
+    h.update(np.round(batch[key] * 255).astype(np.uint8).tobytes())
+  return h.hexdigest()[:16]
+
+
+# (process_count, process_index, step) -> (image names, LR crop offsets (y, x), batch digest),
+# computed with the pipeline of commit HEAD before the topology-free order (per-host
+# permutations from (seed, host, hosts, epoch), g = k * b + j, integer crops from
+# (seed, host, hosts, step)) for _legacy_set(), scale 2, batch 4, LR patch 5, seed 3.
+_HOST_ORDER_GOLDEN = {
+    (1, 0, 0): (['g0', 'g1', 'g5', 'g2'], [(1, 5), (6, 7), (1, 6), (3, 4)], '88654c9c339f9bb9'),
+    (1, 0, 1): (['g4', 'g6', 'g0', 'g4'], [(2, 1), (2, 0), (1, 0), (5, 8)], '7feaa9457585e56f'),
+    (1, 0, 57): (['g1', 'g6', 'g4', 'g5'], [(4, 4), (4, 1), (5, 3), (7, 3)], '6e2c1403d5b53eef'),
+    (2, 0, 0): (['g2', 'g4'], [(1, 7), (9, 9)], '64d10b7345060165'),
+    (2, 0, 1): (['g6', 'g0'], [(13, 8), (4, 5)], 'e848f1e463a6501a'),
+    (2, 0, 57): (['g6', 'g4'], [(11, 3), (8, 10)], 'f73ce5633e12dfb5'),
+    (2, 1, 0): (['g5', 'g1'], [(5, 4), (3, 4)], '4b382fd8cbe7b44c'),
+    (2, 1, 1): (['g5', 'g1'], [(1, 11), (1, 3)], 'eaf43d7ebeca9645'),
+    (2, 1, 57): (['g1', 'g5'], [(1, 4), (7, 5)], '9f91b99c4618e981'),
+}
+
+
+@pytest.mark.filterwarnings('ignore:skipped 1 of')
+def test_host_order_reproduces_the_earlier_pipeline(monkeypatch):
+  crops = []
+  real_crop = pipeline.paired_crop
+
+  def recording_crop(lr, hr, *, y, x, lr_size, scale):
+    crops.append((y, x))
+    return real_crop(lr, hr, y=y, x=x, lr_size=lr_size, scale=scale)
+
+  monkeypatch.setattr(pipeline, 'paired_crop', recording_crop)
+  examples = _legacy_set()
+  for hosts in (1, 2):
+    for host in range(hosts):
+      with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        p = pipeline.TrainPipeline(examples, scale=2, batch_size=4, lr_patch_size=5, seed=3,
+                                   process_index=host, process_count=hosts, order='host')
+      # images[host::hosts], in file order, minus the one that is too small
+      want_items = [ex.name for ex in examples[host::hosts] if ex.name != 'g3']
+      assert [item.name for item in p.items] == want_items
+      assert p.skipped == (['g3'] if 'g3' in [ex.name for ex in examples[host::hosts]] else [])
+      assert len(caught) == (1 if p.skipped else 0)
+      for step in (0, 1, 57):
+        crops.clear()
+        batch = p.batch(step)
+        names = [p.items[i].name for i in p.indices(step)]
+        assert (names, crops, _digest(batch)) == _HOST_ORDER_GOLDEN[(hosts, host, step)], (
+            hosts, host, step)
+  # resumption on the same topology is still exact, and the default stays topology-free
+  p = pipeline.TrainPipeline(examples, scale=2, batch_size=4, lr_patch_size=5, seed=3,
+                             order='host')
+  resumed = list(p.iterate(start_step=56, num_steps=2))
+  assert _digest(resumed[1]) == _HOST_ORDER_GOLDEN[(1, 0, 57)][2]
+  assert pipeline.TrainPipeline(examples, scale=2, batch_size=4, lr_patch_size=5).order == 'global'
+
+
+@pytest.mark.filterwarnings('ignore:skipped 1 of')
+def test_host_order_refusals():
+  examples = _legacy_set()
+  with pytest.raises(InputError, match='unknown sample order') as e:
+    pipeline.TrainPipeline(examples, scale=2, batch_size=4, lr_patch_size=5, order='hosts')
+  assert e.value.field == 'order'
+  with pytest.raises(InputError, match='not available in stream mode') as e:
+    pipeline.StreamPipeline(examples, scale=2, batch_size=4, lr_patch_size=5, order='host')
+  assert e.value.field == 'order' and '\n' not in str(e.value)
+  with pytest.raises(InputError, match='host 2 of 4 has no images'):
+    pipeline.TrainPipeline(examples[:2], scale=2, batch_size=4, lr_patch_size=5, order='host',
+                           process_index=2, process_count=4)
+  # resuming: 'host' only on the process count that wrote the checkpoint
+  pipeline.check_resume_order('host', saved_process_count=2, process_count=2)
+  pipeline.check_resume_order('host', saved_process_count=None, process_count=4)  # unknown
+  pipeline.check_resume_order('global', saved_process_count=2, process_count=4)
+  with pytest.raises(InputError, match='written by 2 and this run has 4') as e:
+    pipeline.check_resume_order('host', saved_process_count=2, process_count=4)
+  assert e.value.field == 'order'
+  # ... and train_lib names the config field, in one line
+  from jaxsr import train_lib  # pylint: disable=g-import-not-at-top
+  meta = {'data': {'order': 'host', 'process_count': 3}}
+  with pytest.raises(InputError) as e:
+    train_lib._check_resume_order(meta, 'host', 'wd/checkpoints')  # pylint: disable=protected-access
+  assert str(e.value).startswith('config.data.order: wd/checkpoints: ') and '\n' not in str(e.value)
+  train_lib._check_resume_order(meta, 'global', 'wd')  # pylint: disable=protected-access
+
+
+def test_config_data_order_reaches_the_pipeline(tmp_path):
+  from jaxsr import train_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr.recipes import test as test_recipe  # pylint: disable=g-import-not-at-top
+  for ex in _legacy_set(n=2):
+    _write(tmp_path / 'hr', f'{ex.name}.png', ex.hr)
+  config = test_recipe.get_config()
+  assert config.data.order == 'global'
+  config.data.update(order='host', hr_folder=str(tmp_path / 'hr'))
+  kwargs = train_lib._pipeline_kwargs(config, channels=3)  # pylint: disable=protected-access
+  assert kwargs['order'] == 'host'
+  kwargs.update(scale=2, lr_patch_size=5)
+  p = pipeline.make_pipeline(kwargs.pop('name'), process_index=0, process_count=1, **kwargs)
+  assert p.order == 'host' and p.layout is None
+  kwargs.update(mode='stream')
+  with pytest.raises(InputError, match='not available in stream mode') as e:
+    pipeline.make_pipeline('embedded', process_index=0, process_count=1, **kwargs)
+  assert e.value.field == 'order'

@@ -4,6 +4,7 @@
       [--output-json FILE]
   jaxsr eval --model srcnn --weights srcnn_9-5-5_imagenet_x3.mat --datasets set5 --scales 3
   jaxsr eval --checkpoint DIR --datasets set5      # a jaxsr checkpoint (imported or trained)
+  jaxsr eval --checkpoint DIR --datasets set5 --dtype bfloat16   # reduced-precision inference
   jaxsr eval --model bicubic --sr-dir EDSR=results/EDSR --checkpoint runs/a --checkpoint runs/b \
       --datasets set5,set14 --scales 4 --format latex --report report/
 
@@ -125,6 +126,10 @@ _FORMAT = flags.DEFINE_enum("format", None, list(eval_lib.TABLE_FORMATS),
                             "default text.")
 _SAVE_IMAGES = flags.DEFINE_string("save-images", None,
                                    "Write each SR image as DIR/<method>/<set>/x<scale>/<name>.png.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16", "float16"],
+                           "Compute dtype of --weights / --checkpoint models (bfloat16 or "
+                           "float16 for speed on GPU/TPU; the README lists the PSNR change);"
+                           " the output is scored in float32 all the same.")
 _REPORT = flags.DEFINE_string("report", None,
                               "Write a self-contained HTML report (table, per-image crops, "
                               "curves) as DIR/index.html.")
@@ -132,7 +137,7 @@ _REPORT = flags.DEFINE_string("report", None,
 _FLAG_NAMES = ("model", "weights", "checkpoint", "sr-dir", "datasets", "scales", "protocol",
                "data-dir", "output-json", "force-scale", "metrics", "niqe-params",
                "lpips-backbone", "lpips-linear", "format",
-               "save-images", "report")
+               "save-images", "report", "dtype")
 # Library error fields (InputError.field) -> the flag that sets them.
 _FLAG_OF_FIELD = {"model": "--model", "weights": "--weights", "checkpoint": "--checkpoint",
                   "scale": "--scales", "protocol": "--protocol", "data_dir": "--data-dir",
@@ -238,12 +243,14 @@ def run_methods(*, model: str = "bicubic", datasets: str, scales: str | None,
                 sr_dir: str | Sequence[str] | None = None, bicubic: bool | None = None,
                 force_scale: bool = False, metrics: str | Sequence[str] = "psnr,ssim",
                 save_images: str | None = None, report: str | None = None,
-                progress: ProgressBar | None = None) -> list[tuple[str, list[dict]]]:
+                progress: ProgressBar | None = None,
+                dtype: str | None = None) -> list[tuple[str, list[dict]]]:
   """Evaluates every method; returns ``[(row label, eval_lib.evaluate entries), ...]``.
 
   See the module docstring for the methods, their order, labels, scales and protocols.
   ``bicubic=None``: bicubic is a row when no other method is given. ``save_images`` /
-  ``report``: folders to write the SR images / the HTML report to.
+  ``report``: folders to write the SR images / the HTML report to. ``dtype``: the models'
+  compute dtype (``jaxsr.inference.upscale``; None: float32).
 
   Raises:
     InputError: bad input, before anything is computed where it can be detected from names,
@@ -344,7 +351,7 @@ def run_methods(*, model: str = "bicubic", datasets: str, scales: str | None,
       else:
         net = load(m, scale)
         produce, default_protocol = eval_lib.model_upscaler(net.module, net.variables,
-                                                            scale=net.scale)
+                                                            scale=net.scale, dtype=dtype)
       for name, images in sets:
         proto = protocol or (shared if m.kind == "bicubic" and file_methods else default_protocol)
         bar.start(f"{m.label} {name} x{scale}", len(images))
@@ -427,7 +434,7 @@ def run(*, model: str, datasets: str, scales: str | None, protocol: str | None,
         sr_dir: str | Sequence[str] | None = None, bicubic: bool | None = None,
         metrics: str | Sequence[str] = "psnr,ssim", table_format: str | None = None,
         save_images: str | None = None, report: str | None = None,
-        progress: ProgressBar | None = None) -> list[dict]:
+        progress: ProgressBar | None = None, dtype: str | None = None) -> list[dict]:
   """Evaluates, prints the table and writes the outputs; returns every method's entries.
 
   ``model='bicubic'`` without other methods is MATLAB bicubic upscaling; ``weights`` needs
@@ -441,7 +448,7 @@ def run(*, model: str, datasets: str, scales: str | None, protocol: str | None,
   table = run_methods(model=model, datasets=datasets, scales=scales, protocol=protocol,
                       data_dir=data_dir, weights=weights, checkpoint=checkpoint, sr_dir=sr_dir,
                       bicubic=bicubic, force_scale=force_scale, metrics=metrics,
-                      save_images=save_images, report=report, progress=progress)
+                      save_images=save_images, report=report, progress=progress, dtype=dtype)
   metric_names = eval_lib.parse_metrics(metrics)
   provenance = [m for m in _provenance(table, weights, checkpoint, sr_dir, bicubic)]
   document = eval_lib.results_document(table, provenance)
@@ -494,7 +501,7 @@ def main(argv: list[str], *, prog: str = "eval.py") -> None:
         weights=_WEIGHTS.value, checkpoint=_CHECKPOINT.value, force_scale=_FORCE_SCALE.value,
         sr_dir=_SR_DIR.value, bicubic=True if explicit_bicubic else None,
         metrics=_METRICS.value, table_format=_FORMAT.value, save_images=_SAVE_IMAGES.value,
-        report=_REPORT.value)
+        report=_REPORT.value, dtype=None if _DTYPE.value == "float32" else _DTYPE.value)
   except InputError as e:
     print(f"{prog}: error: {e.describe(_FLAG_OF_FIELD)}", file=sys.stderr)
     sys.exit(2)

@@ -13,7 +13,9 @@ Resumes automatically from the latest intact checkpoint in DIR. On a multi-host 
 the same command on every host with --distributed (JAX detects Cloud TPU, SLURM, ...) or with
 --coordinator_address/--num_processes/--process_id. User mistakes and environment faults (bad
 config values, a checkpoint that does not fit, non-finite or diverging losses, a busy, unwritable
-or full work directory) end with a one-line error and exit status 2.
+or full work directory) end with a one-line error and exit status 2. SIGTERM or SIGINT saves a
+checkpoint at a step all hosts agree on, logs "preempted at step N" and exits with status 143
+(SIGTERM) or 130 (SIGINT); the same command resumes from that step.
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ def main(argv: list[str], *, prog: str = "train.py") -> None:
   except (CheckpointError, FloatingPointError, train_lib.OutputError) as e:
     print(f"{prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
+  except train_lib.Preempted as e:  # SIGTERM / SIGINT: a step was saved; 143 / 130
+    print(f"{prog}: {e}", file=sys.stderr)
+    sys.exit(e.exit_status)
 
 
 def _load_config_file(argv: Sequence[str]):

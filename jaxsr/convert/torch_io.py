@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxsr.convert import safetensors_io
 from jaxsr.errors import InputError
 
 __all__ = ["read_state_dict", "select_state_dict"]
@@ -448,7 +449,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
   """Reads a ``torch.save`` file into nested dicts of numpy arrays, never executing its code.
 
   Args:
-    path: a ``.pth``/``.pt`` file (zip or legacy format).
+    path: a ``.pth``/``.pt`` file (zip or legacy format), or a ``.safetensors`` file (read by
+      :mod:`jaxsr.convert.safetensors_io`, recognised by its header, not its name).
 
   Returns:
     The saved object with every tensor as a numpy array (a ``dict``).
@@ -458,7 +460,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
       the file cannot hold, or one that references code.
   """
   path = pathlib.Path(path)
-  head = file_head(path, 4)
+  head = file_head(path, 16)
+  if safetensors_io.is_safetensors(head):
+    return safetensors_io.read_safetensors(path)
   try:
     if head.startswith(b"PK"):
       if not zipfile.is_zipfile(path):

@@ -1,7 +1,8 @@
 """Data: image files, the embedded default, evaluation sets, tfds builders and the pipelines.
 
 Images leave this package as uint8 ``[H, W, C]`` numpy arrays (C = 1 or 3) or, from the training
-pipeline, as float32 NHWC batches in [0, 1] with keys ``lr`` and ``hr``. ``builders`` and
+pipeline, as float32 NHWC batches in [0, 1] with keys ``lr`` and ``hr`` (in memory or streamed from
+disk; the batch of a step is the same on any topology). ``builders``, ``sources`` and
 ``pipeline`` import TensorFlow; they load on first use so that evaluation starts quickly.
 """
 
@@ -16,7 +17,10 @@ _LAZY = {
     "load": ("jaxsr.data.builders", "load"),
     "builder_names": ("jaxsr.data.builders", "builder_names"),
     "tfds_eval_images": ("jaxsr.data.builders", "tfds_eval_images"),
+    "sources": "jaxsr.data.sources",
     "TrainPipeline": ("jaxsr.data.pipeline", "TrainPipeline"),
+    "StreamPipeline": ("jaxsr.data.pipeline", "StreamPipeline"),
+    "make_pipeline": ("jaxsr.data.pipeline", "make_pipeline"),
     "train_dataset": ("jaxsr.data.pipeline", "train_dataset"),
     "eval_dataset": ("jaxsr.data.pipeline", "eval_dataset"),
 }

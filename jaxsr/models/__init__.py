@@ -14,11 +14,13 @@ from jaxsr.models.common import space_to_depth
 from jaxsr.models.common import spatial_rule_of
 from jaxsr.models.common import SpatialRule
 from jaxsr.models.discriminators import SRGANDiscriminator
+from jaxsr.models.discriminators import UNetDiscriminatorSN
 from jaxsr.models.discriminators import VGGStyleDiscriminator
 from jaxsr.models.edsr import EDSR
 from jaxsr.models.espcn import ESPCN
 from jaxsr.models.fsrcnn import FSRCNN
 from jaxsr.models.rcan import RCAN
+from jaxsr.models.realcugan import RealCUGAN
 from jaxsr.models.registry import count_params
 from jaxsr.models.registry import describe
 from jaxsr.models.registry import get_model
@@ -28,12 +30,17 @@ from jaxsr.models.rrdbnet import RRDBNet
 from jaxsr.models.srcnn import SRCNN
 from jaxsr.models.srresnet import MSRResNet
 from jaxsr.models.srresnet import SRResNet
+from jaxsr.models.srvgg import SRVGGNetCompact
+from jaxsr.models.swinir import SwinIR
 from jaxsr.models.vdsr import VDSR
 from jaxsr.models.vgg import VGG19
+from jaxsr.models.waifu2x import CUNet
+from jaxsr.models.waifu2x import UpConv7
 
 __all__ = [
-    'EDSR', 'ESPCN', 'FSRCNN', 'MSRResNet', 'RCAN', 'RRDBNet', 'SRCNN', 'SRGANDiscriminator',
-    'SRResNet', 'SpatialRule', 'VDSR', 'VGG19', 'VGGStyleDiscriminator', 'count_params',
+    'CUNet', 'EDSR', 'ESPCN', 'FSRCNN', 'MSRResNet', 'RCAN', 'RRDBNet', 'RealCUGAN', 'SRCNN',
+    'SRGANDiscriminator', 'SRResNet', 'SRVGGNetCompact', 'SpatialRule', 'SwinIR', 'UNetDiscriminatorSN', 'UpConv7', 'VDSR', 'VGG19', 'VGGStyleDiscriminator',
+    'count_params',
     'depth_to_space', 'describe', 'get_model', 'list_models', 'model_spec',
     'pixel_shuffle_permutation', 'space_to_depth', 'spatial_rule_of',
 ]

@@ -59,7 +59,8 @@ EDGE = 'edge'
 SYMMETRIC = 'symmetric'
 MEAN = 'mean'
 EXACT_SIZE_ONLY = 'exact_size_only'
-VALID_REGION_RULES = (POINTWISE, ZERO, EDGE, SYMMETRIC, MEAN, EXACT_SIZE_ONLY)
+TRUE_SIZE = 'true_size'
+VALID_REGION_RULES = (POINTWISE, ZERO, EDGE, SYMMETRIC, MEAN, EXACT_SIZE_ONLY, TRUE_SIZE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,12 @@ class SpatialRule:
         ``[N, 1, 1, C]``; it is replaced by the mean over the valid region.
       * ``'exact_size_only'``: no emulation exists (e.g. 'valid' convolutions,
         whose output shrinks); padded inference refuses to run the layer.
+      * ``'true_size'``: the layer emulates unpadded execution itself: it is
+        called with the keyword ``true_size=(vh, vw)`` (int arrays ``[N]``, the
+        valid size of its input per image) and the layers it calls run as they
+        are (their own rules are not applied; ``reach`` covers them all).
+        Real-CUGAN and waifu2x, whose 'valid' convolutions follow their own
+        border extension, declare it.
     reach: how far, in input pixels, an output pixel depends on input pixels
       away from its own position (the largest distance in any direction;
       ``math.inf`` for global operations). A 3x3 'same' conv reaches 1.
@@ -349,9 +356,13 @@ class ConvTranspose(nn.Module):
 
   @nn.nowrap
   def spatial_rule(self) -> SpatialRule:
-    """Zero padding; reaches the LR pixels of its equivalent sub-pixel conv."""
+    """Zero padding; reaches the LR pixels of its equivalent sub-pixel conv. Exact size only
+    when the output is not ``strides`` times the input (Real-CUGAN's 'valid' heads)."""
     _, reach = subpixel_taps(self.kernel_size, self.strides, self.padding)
-    return SpatialRule(ZERO, reach=reach, scale=self.strides)
+    k, s, p = self.kernel_size, self.strides, self.padding
+    if k + self.output_padding - 2 * p != s:
+      return SpatialRule(EXACT_SIZE_ONLY, reach=reach, scale=s)
+    return SpatialRule(ZERO, reach=reach, scale=s)
 
   @nn.compact
   def __call__(self, x: Array) -> Array:

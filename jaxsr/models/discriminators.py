@@ -103,3 +103,72 @@ class VGGStyleDiscriminator(nn.Module):
     x = _pool(x, self.pooling)
     x = lrelu(nn.Dense(100, name='linear1')(x))
     return nn.Dense(1, name='linear2')(x)
+
+
+def _upsample2(x: Array) -> Array:
+  """Bilinear x2 upsampling with half-pixel centres (PyTorch ``align_corners=False``)."""
+  n, h, w, c = x.shape
+  return jax.image.resize(x, (n, 2 * h, 2 * w, c), method='bilinear', antialias=False)
+
+
+class UNetDiscriminatorSN(nn.Module):
+  """Real-ESRGAN's U-Net discriminator with spectral normalisation (per-pixel logits).
+
+  X. Wang, L. Xie, C. Dong, Y. Shan, "Real-ESRGAN: Training Real-World Blind
+  Super-Resolution with Pure Synthetic Data", ICCV Workshops 2021 (section 3.3).
+
+  Contract: ``[N, H, W, C]`` float32 in [0, 1] (H, W multiples of 8) ->
+  logits ``[N, H, W, 1]`` (one "realness" logit per pixel; the GAN losses
+  average over every element, as BasicSR's ``GANLoss`` does).
+
+  Structure: ``conv0`` (3x3, bias) -> three 4x4 stride-2 convs ``conv1..3``
+  (features x2, x4, x8) -> three stages of bilinear x2 upsampling and a 3x3
+  conv ``conv4..6`` (x4, x2, x1), each added to the encoder feature of the
+  same size when ``skip_connection`` -> ``conv7``, ``conv8`` (3x3) ->
+  ``conv9`` (3x3, 1 output, bias). LeakyReLU 0.2 after every conv but the
+  last. ``conv1`` ... ``conv8`` have no bias and are spectrally normalised
+  (``flax.linen.SpectralNorm``, one power iteration per call).
+
+  Spectral-norm state: each normalised conv keeps its power-iteration vector
+  ``u`` (``[1, features]``) and last ``sigma`` in the ``'batch_stats'``
+  collection (``sn{k}`` -> ``conv{k}/kernel/u``, ``conv{k}/kernel/sigma``),
+  so the GAN task's ``mutable=['batch_stats']`` carries it like batch-norm
+  statistics. ``train=True``: one power iteration from the stored ``u``, the
+  kernel divided by the resulting ``sigma`` and the new ``u`` stored (apply
+  with ``mutable=['batch_stats']``); this is PyTorch's ``spectral_norm`` in
+  training mode exactly (``u`` is in the output-channel space in both; no
+  gradient flows through ``u`` and ``v``). ``train=False``: the same
+  iteration but nothing is stored, so evaluation is a pure function of the
+  variables (PyTorch's eval mode instead reuses the stored ``u`` and ``v``
+  without iterating: after training, both are converged and agree closely).
+  """
+  channels: int = 3
+  num_feat: int = 64
+  skip_connection: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool = False) -> Array:
+    lrelu = common.activation_fn('lrelu')
+    f = self.num_feat
+
+    def sn_conv(features: int, kernel: int, stride: int, k: int) -> Array:
+      conv = common.Conv(features, kernel, strides=stride, padding=1, use_bias=False,
+                         name=f'conv{k}')
+      return lambda y: nn.SpectralNorm(conv, name=f'sn{k}')(y, update_stats=train)
+
+    x0 = lrelu(common.Conv(f, 3, padding=1, name='conv0')(x))
+    x1 = lrelu(sn_conv(f * 2, 4, 2, 1)(x0))
+    x2 = lrelu(sn_conv(f * 4, 4, 2, 2)(x1))
+    x3 = lrelu(sn_conv(f * 8, 4, 2, 3)(x2))
+    y = lrelu(sn_conv(f * 4, 3, 1, 4)(_upsample2(x3)))
+    if self.skip_connection:
+      y = y + x2
+    y = lrelu(sn_conv(f * 2, 3, 1, 5)(_upsample2(y)))
+    if self.skip_connection:
+      y = y + x1
+    y = lrelu(sn_conv(f, 3, 1, 6)(_upsample2(y)))
+    if self.skip_connection:
+      y = y + x0
+    y = lrelu(sn_conv(f, 3, 1, 7)(y))
+    y = lrelu(sn_conv(f, 3, 1, 8)(y))
+    return common.Conv(1, 3, padding=1, name='conv9')(y)

@@ -25,11 +25,15 @@ from jaxsr.models import edsr
 from jaxsr.models import espcn
 from jaxsr.models import fsrcnn
 from jaxsr.models import rcan
+from jaxsr.models import realcugan
 from jaxsr.models import rrdbnet
 from jaxsr.models import srcnn
 from jaxsr.models import srresnet
+from jaxsr.models import swinir
+from jaxsr.models import srvgg
 from jaxsr.models import vdsr
 from jaxsr.models import vgg
+from jaxsr.models import waifu2x
 
 ANY_SCALE = None  # marker: every integer scale >= 1
 POW2_OR_3 = (2, 3, 4, 8)
@@ -87,12 +91,34 @@ def _specs() -> list[ModelSpec]:
       ModelSpec('msrresnet', srresnet.MSRResNet, 'sr', dict(num_feat=64, num_block=16),
                 POW2_OR_3, 4, 'MSRResNet (BasicSR), 16 blocks without BN (RGB)'),
       ModelSpec('rrdbnet', rrdbnet.RRDBNet, 'sr', dict(num_feat=64, num_block=23, num_grow_ch=32),
-                POW2_OR_3, 4, 'RRDBNet (ESRGAN generator), 23 RRDB, nf 64, gc 32 (RGB)'),
+                (1,) + POW2_OR_3, 4,
+                'RRDBNet (ESRGAN generator), 23 RRDB, nf 64, gc 32 (RGB); unshuffle=2/4 for x2/x1'),
+      ModelSpec('srvgg_compact', srvgg.SRVGGNetCompact, 'sr',
+                dict(num_feat=64, num_conv=16, act='prelu'), ANY_SCALE, 4,
+                'SRVGGNetCompact (Real-ESRGAN animevideov3), 16 convs x 64, PReLU (RGB)'),
+      ModelSpec('realcugan', realcugan.RealCUGAN, 'sr', dict(pro=False, border='reflect'),
+                (2, 3, 4), 2, 'Real-CUGAN, cascaded U-Nets with SE, valid convs, reflect borders '
+                '(RGB; pro=True: the pro releases)'),
+      ModelSpec('waifu2x_cunet', waifu2x.CUNet, 'sr', dict(border='edge'), (1, 2), 2,
+                'waifu2x cunet, cascaded U-Nets with SE (RGB; x1: denoise only)'),
+      ModelSpec('waifu2x_upconv7', waifu2x.UpConv7, 'sr', dict(border='edge'), (2,), 2,
+                'waifu2x upconv_7, 6 valid convs + 4x4 transposed conv (RGB)'),
+      ModelSpec('swinir', swinir.SwinIR, 'sr', dict(upsampler='pixelshuffle'), POW2_OR_3, 4,
+                'SwinIR classical, 6 RSTB x 6 Swin blocks, embed 180, window 8 (RGB)'),
+      ModelSpec('swinir_light', swinir.SwinIR, 'sr',
+                dict(embed_dim=60, depths=(6,) * 4, num_heads=(6,) * 4,
+                     upsampler='pixelshuffledirect'), (2, 3, 4), 4,
+                'SwinIR lightweight, 4 RSTB x 6, embed 60, one-step sub-pixel (RGB)'),
+      ModelSpec('swinir_real', swinir.SwinIR, 'sr', dict(upsampler='nearest+conv'), (2, 4, 8), 4,
+                'SwinIR real-world (SwinIR-M), nearest+conv upsampling (RGB)'),
       ModelSpec('srgan_discriminator', discriminators.SRGANDiscriminator, 'discriminator',
                 dict(channels=3), (), None, 'SRGAN discriminator (96x96 patches)', 96),
       ModelSpec('esrgan_discriminator', discriminators.VGGStyleDiscriminator, 'discriminator',
                 dict(channels=3), (), None, 'ESRGAN VGG-style discriminator (128x128 patches)',
                 128),
+      ModelSpec('unet_discriminator', discriminators.UNetDiscriminatorSN, 'discriminator',
+                dict(channels=3, num_feat=64, skip_connection=True), (), None,
+                'Real-ESRGAN U-Net discriminator, spectral norm, per-pixel logits', 256),
       ModelSpec('vgg19', vgg.VGG19, 'feature', dict(layers=('conv5_4',)), (), None,
                 'VGG19 features up to conv5_4 (perceptual loss)', 128),
   ]

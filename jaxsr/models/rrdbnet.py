@@ -46,6 +46,29 @@ class RRDB(nn.Module):
     return x + self.res_scale * y
 
 
+class PixelUnshuffle(nn.Module):
+  """``[N, r*H, r*W, C] -> [N, H, W, r*r*C]`` in PyTorch's ``F.pixel_unshuffle`` channel order.
+
+  Output channel ``c*r*r + dy*r + dx`` holds input pixel ``(r*h + dy, r*w + dx)`` of colour
+  ``c`` (CRD order), so a PyTorch ``conv_first`` that follows it needs no permutation.
+  """
+  factor: int
+
+  @nn.nowrap
+  def spatial_rule(self) -> common.SpatialRule:
+    """Pointwise at the block level; the padded size must be a multiple of ``factor``."""
+    return common.SpatialRule(common.POINTWISE, scale=1. / self.factor)
+
+  def __call__(self, x: Array) -> Array:
+    n, hs, ws, c = x.shape
+    r = self.factor
+    if hs % r or ws % r:
+      raise ValueError(f"PixelUnshuffle({r}) needs a size divisible by {r}, got {hs}x{ws}")
+    x = x.reshape(n, hs // r, r, ws // r, r, c)
+    x = x.transpose(0, 1, 3, 5, 2, 4)  # n, h, w, c, dy, dx
+    return x.reshape(n, hs // r, ws // r, c * r * r)
+
+
 class RRDBNet(nn.Module):
   """RRDBNet (ESRGAN generator, no batch normalisation).
 
@@ -57,8 +80,12 @@ class RRDBNet(nn.Module):
   upsampling -> conv_up{i} -> lrelu -> conv_hr -> lrelu -> conv_last``;
   64 features, growth 32, residual scaling 0.2, LeakyReLU 0.2. x4 (two x2
   stages, the published model): 16,697,987 parameters; x8 adds ``conv_up3``;
-  x2 uses one x2 stage and x3 one x3 stage (BasicSR instead pixel-unshuffles
-  the input for x2; that variant is not provided). Submodule names are
+  x2 uses one x2 stage and x3 one x3 stage. ``unshuffle=2`` (x2) or ``4`` (x1)
+  is BasicSR's / Real-ESRGAN's variant (RealESRGAN_x2plus): the input is first
+  rearranged by :class:`PixelUnshuffle` into ``unshuffle**2 * C`` channels at
+  ``1/unshuffle`` resolution, then the network upsamples by
+  ``scale * unshuffle`` (always x4 in BasicSR); the input size must then be a
+  multiple of ``unshuffle``. Submodule names are
   BasicSR's keys with ``.`` -> ``_`` for list indices: ``conv_first``,
   ``body_0/rdb1/conv1`` ..., ``conv_body``, ``conv_up1``, ``conv_up2``,
   ``conv_hr``, ``conv_last``.
@@ -69,18 +96,25 @@ class RRDBNet(nn.Module):
   num_block: int = 23
   num_grow_ch: int = 32
   res_scale: float = 0.2
+  unshuffle: int = 1
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool = False) -> Array:
     del train
     common.check_channels(x, self.channels, 'RRDBNet')
     lrelu = common.activation_fn('lrelu')
+    if self.unshuffle not in (1, 2, 4):
+      raise ValueError(f"RRDBNet unshuffle must be 1, 2 or 4, got {self.unshuffle}")
+    if self.scale * self.unshuffle == 1:
+      raise ValueError("RRDBNet x1 is BasicSR's pixel-unshuffle variant: pass unshuffle=4")
+    if self.unshuffle > 1:
+      x = PixelUnshuffle(self.unshuffle, name='unshuffle')(x)
     feat = common.Conv(self.num_feat, 3, name='conv_first')(x)
     y = feat
     for i in range(self.num_block):
       y = RRDB(self.num_feat, self.num_grow_ch, self.res_scale, name=f'body_{i}')(y)
     feat = feat + common.Conv(self.num_feat, 3, name='conv_body')(y)
-    for i, r in enumerate(common.upsample_stages(self.scale)):
+    for i, r in enumerate(common.upsample_stages(self.scale * self.unshuffle)):
       feat = common.Upsample(r, 'nearest', name=f'up{i + 1}')(feat)
       feat = lrelu(common.Conv(self.num_feat, 3, name=f'conv_up{i + 1}')(feat))
     feat = lrelu(common.Conv(self.num_feat, 3, name='conv_hr')(feat))

@@ -11,6 +11,7 @@ import dataclasses
 import ml_collections
 from ml_collections import config_dict
 
+from jaxsr import realworld
 from jaxsr.models import registry
 
 
@@ -29,6 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   """The fields of every task, with their defaults (a PSNR-oriented ESPCN x3 run)."""
   config = ml_collections.ConfigDict()
   config.task = "psnr"  # a jaxsr.tasks.TASKS name: 'psnr' (pixel loss) or 'gan' (add_gan_fields)
+  # ('realesrnet' / 'realesrgan': add_degradation_fields)
   # Model: a jaxsr.models registry name, its scale, and overrides of its reference config.
   config.model = "espcn"
   config.scale = 3
@@ -42,6 +44,22 @@ def base_config() -> ml_collections.ConfigDict:
   config.train_scales = ()  # e.g. (2, 3, 4): VDSR multi-scale training on HR-size patches
   config.hr_patch_size = 41  # the patch side in multi-scale mode
   config.batch_size = 16  # global, over all devices of all hosts
+  # Input pipeline (jaxsr.data.pipeline): 'memory' caches this host's decoded images (small
+  # sets); 'stream' reads the prepared records (or folders) from disk in bounded memory. The
+  # batch of a step is a function of (seed, step) only, so a run resumes on any topology;
+  # shards (0: min(batch_size, images)) must stay the same across a resumption.
+  config.data = ml_collections.ConfigDict()
+  config.data.mode = "memory"  # or 'stream'
+  config.data.shards = 0
+  # 'global': the topology-free order above. 'host': the per-host order of earlier releases,
+  # with which the published recipe figures were trained (reproduces them bit for bit; memory
+  # mode only; resumes on the same number of processes only).
+  config.data.order = "global"
+  config.data.memory_limit_mb = 4096.0  # stream mode: decoded images held per host
+  config.data.shuffle_buffer = 4  # stream mode: images per shard shuffled together
+  config.data.crops_per_image = 32  # stream mode: patches cut from each decoded image
+  config.data.hr_folder = config_dict.placeholder(str)  # the user's own HR images (not `dataset`)
+  config.data.lr_folder = config_dict.placeholder(str)  # their LR partners, matched by file stem
   # Evaluation: comma-separated set names or folders (eval.py's --datasets) and protocol.
   config.eval_datasets = "embedded"
   config.eval_data_dir = config_dict.placeholder(str)  # default $JAXSR_DATA_DIR
@@ -79,7 +97,20 @@ def base_config() -> ml_collections.ConfigDict:
   # first one: the run's first step's loss) stops the run before anything is saved. 0: off.
   config.divergence_factor = 100.0
   config.divergence_window = 10
-  config.init_from = config_dict.placeholder(str)  # a checkpoint dir to start the parameters from
+  config.init_from = config_dict.placeholder(str)  # checkpoint dir or zoo:NAME to start from
+  return config
+
+
+def add_degradation_fields(config: ml_collections.ConfigDict, *,
+                           enabled: bool = True) -> ml_collections.ConfigDict:
+  """Adds ``config.degradation`` for the Real-ESRGAN tasks (in place; returns ``config``).
+
+  ``degradation.enabled`` (False: paired LR/HR data, the pipeline's LR is used as is) and every
+  field of ``jaxsr.realworld.RealESRGANOptions`` with its default (Real-ESRGAN x4plus's
+  recipe); see ``jaxsr.tasks.realesrgan``.
+  """
+  config.degradation = ml_collections.ConfigDict(
+      {"enabled": enabled, **dataclasses.asdict(realworld.RealESRGANOptions())})
   return config
 
 

@@ -3,6 +3,8 @@
   * ``psnr``: one model and a pixel loss (``jaxsr.tasks.psnr.PSNRTask``).
   * ``gan``: a generator against a discriminator with feature and adversarial losses
     (``jaxsr.tasks.gan.GANTask``).
+  * ``realesrnet`` / ``realesrgan``: ``psnr`` / ``gan`` on LR inputs drawn on device by the
+    Real-ESRGAN degradation (``jaxsr.tasks.realesrgan``).
 
 ``make_task(config)`` builds the one named by ``config.task``; every task follows the
 ``jaxsr.tasks.base.Task`` interface.
@@ -10,7 +12,8 @@
 
 from __future__ import annotations
 
-import ml_collections
+from typing import TYPE_CHECKING
+
 
 from jaxsr.errors import InputError
 from jaxsr.tasks.base import Task
@@ -19,10 +22,17 @@ from jaxsr.tasks.base import config_fields_required
 from jaxsr.tasks.gan import GANState
 from jaxsr.tasks.gan import GANTask
 from jaxsr.tasks.psnr import PSNRTask
+from jaxsr.tasks.realesrgan import RealESRGANTask
+from jaxsr.tasks.realesrgan import RealESRNetTask
 
-__all__ = ["GANState", "GANTask", "PSNRTask", "TASKS", "Task", "TrainState", "make_task"]
+if TYPE_CHECKING:  # annotations only: importing the package needs no ml_collections
+  import ml_collections
 
-TASKS: dict[str, type[Task]] = {"psnr": PSNRTask, "gan": GANTask}
+__all__ = ["GANState", "GANTask", "PSNRTask", "RealESRGANTask", "RealESRNetTask", "TASKS", "Task",
+           "TrainState", "make_task"]
+
+TASKS: dict[str, type[Task]] = {"psnr": PSNRTask, "gan": GANTask,
+                                 "realesrnet": RealESRNetTask, "realesrgan": RealESRGANTask}
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:

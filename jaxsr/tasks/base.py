@@ -18,17 +18,19 @@ Contract:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from jaxsr import models
 from jaxsr.errors import InputError
+
+if TYPE_CHECKING:  # annotations only: importing the package needs no ml_collections
+  import ml_collections
 
 __all__ = [
     "Task", "TrainState", "apply_gradients", "config_fields_required", "create_train_state",

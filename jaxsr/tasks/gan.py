@@ -42,6 +42,10 @@ terms ``g_pixel``, ``g_perceptual``, ``g_style``, ``g_adversarial``; ``d_loss``;
 "real" for 'vanilla', a monotone summary of the logits otherwise); ``d_real_logit``,
 ``d_fake_logit`` (mean logits); ``g_grad_norm``, ``d_grad_norm``; ``learning_rate``,
 ``d_learning_rate``.
+
+``compute_dtype`` ('float32' or 'bfloat16', as for the PSNR task) is the dtype the generator,
+the discriminator and the VGG features compute in; losses, gradients, optimizer states and
+parameters stay float32.
 """
 
 from __future__ import annotations
@@ -49,13 +53,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
@@ -66,6 +69,9 @@ from jaxsr.convert import vgg as convert_vgg
 from jaxsr.errors import InputError
 from jaxsr.models import vgg as vgg_lib
 from jaxsr.tasks import base
+
+if TYPE_CHECKING:  # annotations only: importing the package needs no ml_collections
+  import ml_collections
 
 __all__ = ["GANState", "GANTask", "d_optimizer_config", "load_vgg", "make_gan_step"]
 
@@ -83,6 +89,7 @@ class GANState(base.TrainState):
 
 def d_optimizer_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy of ``config`` with ``config.d_optimizer``'s fields overriding the optimizer's."""
+  import ml_collections  # pylint: disable=g-import-not-at-top,redefined-outer-name
   d_config = ml_collections.ConfigDict(config.to_dict())
   for key, value in dict(config.d_optimizer or {}).items():
     d_config[key] = value
@@ -126,12 +133,16 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
                   perceptual_layers: dict[str, float] | None = None,
                   perceptual_criterion: str = "l1", style_weight: float = 0.0,
                   style_layers: dict[str, float] | None = None,
-                  adversarial_weight: float = 5e-3,
-                  ema_decay: float = 0.0) -> Callable[[GANState, dict], tuple[GANState, dict]]:
+                  adversarial_weight: float = 5e-3, ema_decay: float = 0.0,
+                  compute_dtype: str = "float32",
+                  ) -> Callable[[GANState, dict], tuple[GANState, dict]]:
   """The pure GAN train step ``(state, batch) -> (state, metrics)`` (see the module docstring).
 
   Layer names must be full VGG19 names (``'conv5_4'``, ``'relu5_4'``). A weight of 0 drops its
-  term (logged as 0).
+  term (logged as 0). ``compute_dtype`` 'bfloat16' runs the generator, the discriminator and
+  the VGG feature network in bf16 (weights and inputs cast inside the differentiated
+  functions); their outputs, every loss, the gradients, the optimizer states and the
+  parameters stay float32.
 
   Raises:
     InputError: an unknown ``gan_type`` or pixel loss.
@@ -145,22 +156,33 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
     raise InputError(f"config.loss: {e}") from None
   perceptual_layers = dict(perceptual_layers or {})
   style_layers = dict(style_layers or {})
+  try:
+    dtype = jnp.dtype(compute_dtype)
+  except TypeError:
+    raise InputError(f"config.compute_dtype: unknown dtype {compute_dtype!r}; expected "
+                     "'float32' or 'bfloat16'") from None
+  low = dtype != jnp.float32
+  vgg_dtype = dtype if low else None
+
+  def cast(tree):
+    return jax.tree.map(lambda a: a.astype(dtype), tree) if low else tree
 
   def d_apply(d_params, d_stats, x):
-    logits, updates = discriminator.apply({"params": d_params, "batch_stats": d_stats}, x,
-                                          train=True, mutable=["batch_stats"])
+    logits, updates = discriminator.apply({"params": cast(d_params), "batch_stats": d_stats},
+                                          cast(x), train=True, mutable=["batch_stats"])
     return logits.astype(jnp.float32), updates["batch_stats"]
 
   def step(state: GANState, batch: dict) -> tuple[GANState, dict]:
     lr_img, hr = batch["lr"], batch["hr"]
 
     def generate(params):
-      variables = {"params": params}
+      variables = {"params": cast(params)}
+      lr_in = cast(lr_img)
       if state.batch_stats:
         variables["batch_stats"] = state.batch_stats
-        sr, updates = generator.apply(variables, lr_img, train=True, mutable=["batch_stats"])
+        sr, updates = generator.apply(variables, lr_in, train=True, mutable=["batch_stats"])
         return sr.astype(jnp.float32), updates["batch_stats"]
-      return generator.apply(variables, lr_img, train=True).astype(jnp.float32), state.batch_stats
+      return generator.apply(variables, lr_in, train=True).astype(jnp.float32), state.batch_stats
 
     sr, g_vjp, g_stats = jax.vjp(generate, state.params, has_aux=True)
 
@@ -184,9 +206,11 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
           "g_pixel": pixel_fn(sr_img, hr) if pixel_weight else zero,
           "g_perceptual": (losses.perceptual_loss(
               state.vgg, sr_img, hr, layer_weights=perceptual_layers,
-              criterion=perceptual_criterion) if perceptual_weight else zero),
+              criterion=perceptual_criterion, compute_dtype=vgg_dtype)
+                           if perceptual_weight else zero),
           "g_style": (losses.style_loss(state.vgg, sr_img, hr, layer_weights=style_layers,
-                                        criterion=perceptual_criterion)
+                                        criterion=perceptual_criterion,
+                                        compute_dtype=vgg_dtype)
                       if style_weight else zero),
           "g_adversarial": losses.gan_g_loss(gan_type, jax.lax.stop_gradient(real_l), fake_l),
       }
@@ -257,7 +281,8 @@ class GANTask(base.Task):
         perceptual_weight=self.perceptual_weight, perceptual_layers=self.perceptual_layers,
         perceptual_criterion=config.perceptual_criterion,
         style_weight=self.style_weight, style_layers=self.style_layers,
-        adversarial_weight=float(config.adversarial_weight), ema_decay=self.ema_decay)
+        adversarial_weight=float(config.adversarial_weight), ema_decay=self.ema_decay,
+        compute_dtype=config.compute_dtype)
 
   def init_state(self, *, key: jax.Array) -> GANState:
     p = int(self.config.lr_patch_size)

@@ -8,18 +8,20 @@ stay float32 whatever ``compute_dtype`` the forward and backward passes use.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from jaxsr import losses
 from jaxsr import optim
 from jaxsr.errors import InputError
 from jaxsr.tasks import base
+
+if TYPE_CHECKING:  # annotations only: importing the package needs no ml_collections
+  import ml_collections
 
 __all__ = ["PSNRTask", "make_train_step"]
 

@@ -1,0 +1,166 @@
+"""Real-world SR training (Real-ESRNet / Real-ESRGAN): degradations drawn on device in the step.
+
+X. Wang, L. Xie, C. Dong, Y. Shan, "Real-ESRGAN: Training Real-World Blind Super-Resolution with
+Pure Synthetic Data", ICCV Workshops 2021.
+
+Two tasks, each a composition of an existing task with a batch transform in front of its step:
+
+  * ``realesrnet`` (``RealESRNetTask``): ``jaxsr.tasks.psnr``'s pixel-loss step (L1 for the
+    published Real-ESRNet).
+  * ``realesrgan`` (``RealESRGANTask``): ``jaxsr.tasks.gan``'s two-player step (Real-ESRGAN:
+    ``1 * L1 + 1 * perceptual(VGG19 conv1_2..conv5_4) + 0.1 * vanilla GAN`` against the U-Net
+    discriminator ``unet_discriminator``).
+
+Contract of the step: the pipeline's batch ``{'lr': [B, p, p, 3], 'hr': [B, s*p, s*p, 3]}``
+float32 in [0, 1] (the ``lr`` is the pipeline's bicubic partner, used only when the degradation
+is off). Inside the jitted step, with ``key = fold_in(fold_in(key(config.seed), SALT), step)``:
+
+  lr     = jaxsr.realworld.degrade_batch(key, hr, scale=s, options=...)   (degradation.enabled)
+           batch['lr']                                                    (otherwise: paired data)
+  target = usm_sharpen(hr) if degradation.sharpen_target else hr
+
+and the wrapped task's step runs on ``{'lr': lr, 'hr': target}``. The LR is therefore a pure
+function of ``(config.seed, step, hr)``: a resumed run redraws exactly the degradations of an
+uninterrupted one, and the draw does not depend on the number of devices (``degrade_batch``
+keys every sample by its index in the global batch).
+
+Config fields (``jaxsr.recipes.common.add_degradation_fields`` sets them): ``degradation.enabled``
+(the degradation is also off whenever ``data.lr_folder`` is set: paired folders give the LR) and
+every field of ``jaxsr.realworld.RealESRGANOptions`` under ``degradation`` (e.g.
+``--config.degradation.jpeg_range='(50, 95)'``). ``sharpen_target`` USM-sharpens the L1,
+perceptual and GAN targets alike (``jaxsr.tasks.gan`` has one HR for all its terms; BasicSR's
+recipe feeds the discriminator the unsharpened HR, ``gan_gt_usm: False``).
+
+Not reproduced from BasicSR: the "training pair pool" (a queue of 180 degraded pairs shuffled
+across iterations to mix degradations within a batch; here every sample already draws its own
+degradation) and the random crop after degradation (the HR crop arrives at its final size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, TYPE_CHECKING
+
+import jax
+
+from jaxsr import realworld
+from jaxsr.errors import InputError
+from jaxsr.tasks import base
+from jaxsr.tasks import gan
+from jaxsr.tasks import psnr
+
+if TYPE_CHECKING:  # annotations only: importing the package needs no ml_collections
+  import ml_collections
+
+__all__ = ["RealESRGANTask", "RealESRNetTask", "degradation_enabled", "degradation_options",
+           "prepare_batch",
+           "step_key", "with_degradation"]
+
+SALT = 0x52455347  # separates the degradation stream from the data pipeline's (same seed)
+_OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(realworld.RealESRGANOptions))
+
+
+def degradation_options(config: ml_collections.ConfigDict) -> realworld.RealESRGANOptions:
+  """``config.degradation``'s options as a (hashable) ``RealESRGANOptions``.
+
+  Raises:
+    InputError: a field that is not an option, or a value the options refuse.
+  """
+  fields = dict(config.degradation)
+  fields.pop("enabled", None)
+  unknown = sorted(set(fields) - set(_OPTION_FIELDS))
+  if unknown:
+    raise InputError(f"config.degradation.{unknown[0]}: not a Real-ESRGAN degradation option; "
+                     f"expected one of enabled, {', '.join(_OPTION_FIELDS)}")
+  values = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in fields.items()}
+  try:
+    options = realworld.RealESRGANOptions(**values)
+    hash(options)
+  except (TypeError, ValueError) as e:
+    raise InputError(f"config.degradation: {e}") from None
+  return options
+
+
+def degradation_enabled(config: ml_collections.ConfigDict) -> bool:
+  """``degradation.enabled``, and off with paired folders (``data.lr_folder``: LR from files)."""
+  return bool(config.degradation.enabled) and not config.data.lr_folder
+
+
+def step_key(seed: int, step: jax.Array) -> jax.Array:
+  """The degradation key of ``step`` (traced int32 is fine)."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), SALT), step)
+
+
+def prepare_batch(key: jax.Array, batch: dict, *, scale: int,
+                  options: realworld.RealESRGANOptions, degrade: bool = True) -> dict:
+  """``{'lr', 'hr'}`` for the wrapped step: degraded LR and (optionally sharpened) target.
+
+  Args:
+    key: this step's key (``step_key``).
+    batch: ``{'hr': [B, H, W, 3], 'lr': [B, H/s, W/s, 3]}`` float32 in [0, 1]; H, W divisible
+      by ``scale``, at least 22 and above ``options.usm_radius // 2`` when sharpening.
+    scale: the SR factor (static).
+    options: the degradation (static).
+    degrade: False keeps ``batch['lr']`` (paired LR/HR data).
+  """
+  hr = batch["hr"]
+  lr = realworld.degrade_batch(key, hr, scale=scale, options=options) if degrade else batch["lr"]
+  target = hr
+  if options.sharpen_target:
+    target = realworld.usm_sharpen(hr, weight=options.usm_weight, radius=options.usm_radius,
+                                   threshold=options.usm_threshold)
+  return {"lr": lr, "hr": target}
+
+
+def with_degradation(step: Callable[[Any, dict], tuple[Any, dict]], *, seed: int, scale: int,
+                     options: realworld.RealESRGANOptions, degrade: bool = True
+                     ) -> Callable[[Any, dict], tuple[Any, dict]]:
+  """``step`` with ``prepare_batch`` in front, keyed by ``(seed, state.step)``; jit-able."""
+
+  def wrapped(state, batch):
+    key = step_key(seed, state.step)
+    return step(state, prepare_batch(key, batch, scale=scale, options=options, degrade=degrade))
+
+  return wrapped
+
+
+def _check(task: base.Task, config: ml_collections.ConfigDict,
+           options: realworld.RealESRGANOptions, degrade: bool) -> None:
+  if getattr(task.model, "channels", 3) != 3:
+    raise InputError("config.model: the Real-ESRGAN tasks train RGB models (channels=3)")
+  if config.train_scales:
+    raise InputError("config.train_scales: multi-scale training is not supported by the "
+                     "Real-ESRGAN tasks")
+  hr = int(config.lr_patch_size) * int(config.scale)
+  need = max(22 if degrade else 1, options.usm_radius // 2 + 1 if options.sharpen_target else 1)
+  if hr < need:
+    raise InputError(f"config.lr_patch_size: HR patches of {hr} pixels are too small for the "
+                     f"degradation/USM (need at least {need})")
+
+
+class RealESRNetTask(psnr.PSNRTask):
+  """Real-ESRNet: the PSNR task on LR drawn by the Real-ESRGAN degradation (module doc)."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    super().__init__(config)
+    self.options = degradation_options(config)
+    self.degrade = degradation_enabled(config)
+    _check(self, config, self.options, self.degrade)
+    self._step = with_degradation(self._step, seed=int(config.seed), scale=int(config.scale),
+                                  options=self.options, degrade=self.degrade)
+
+
+class RealESRGANTask(gan.GANTask):
+  """Real-ESRGAN: the GAN task on LR drawn by the Real-ESRGAN degradation (module doc).
+
+  The state and checkpoints are ``GANTask``'s; ``config.init_from`` replaces the generator only
+  (the discriminator starts from its own initialisation).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    super().__init__(config)
+    self.options = degradation_options(config)
+    self.degrade = degradation_enabled(config)
+    _check(self, config, self.options, self.degrade)
+    self._step = with_degradation(self._step, seed=int(config.seed), scale=int(config.scale),
+                                  options=self.options, degrade=self.degrade)

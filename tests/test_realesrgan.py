@@ -1,0 +1,229 @@
+"""Real-world SR training (jaxsr.tasks.realesrgan) and the U-Net discriminator.
+
+End to end on the embedded set with tiny models: the degradation runs inside the jitted step,
+losses are finite, both networks change, and a run resumed from a checkpoint equals an
+uninterrupted one bit for bit. The recipes build; the discriminator matches BasicSR's
+``UNetDiscriminatorSN`` (oracle).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsr import checkpoint as ckpt_lib
+from jaxsr import models
+from jaxsr import realworld
+from jaxsr import tasks
+from jaxsr import train_lib
+from jaxsr.convert import vgg as convert_vgg
+from jaxsr.errors import InputError
+from jaxsr.recipes import realesrgan_x4
+from jaxsr.tasks import realesrgan
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """A persistent XLA cache: the resumed and the straight runs reuse the first run's compile."""
+  from jax._src import compilation_cache as cc  # pylint: disable=g-import-not-at-top
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
+  old = {n: getattr(jax.config, n) for n in names}
+  jax.config.update(names[0], str(tmp_path_factory.mktemp("xla_cache")))
+  jax.config.update(names[1], 0)
+  jax.config.update(names[2], 0)
+  cc.reset_cache()
+  yield
+  for n, v in old.items():
+    jax.config.update(n, v)
+  cc.reset_cache()
+
+
+def _tiny(**overrides):
+  """realesrgan_x4 shrunk: 1-RRDB generator (8 features), 4-feature U-Net D, HR 32, batch 2."""
+  config = realesrgan_x4.get_config()
+  config.model_overrides.update(num_feat=8, num_block=1, num_grow_ch=4)
+  config.d_model_overrides.update(num_feat=4)
+  config.dataset = "embedded"
+  config.eval_datasets = ""
+  config.lr_patch_size = 8
+  config.batch_size = 2
+  config.perceptual_layers = {"conv1_2": 0.1}  # a 2-conv random VGG: cheap to compile
+  config.vgg_weights = "random"
+  config.learning_rate = 1e-3
+  config.d_optimizer.learning_rate = 1e-3
+  config.lr_boundaries = ()
+  config.schedule = "constant"
+  config.ema_decay = 0.9
+  config.degradation.usm_radius = 21  # a 32-pixel HR crop is too small for the 51-tap USM
+  config.num_train_steps = 2
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.batches_per_transfer = 2
+  config.update(overrides)
+  return config
+
+
+def _tree_diff(a, b) -> float:
+  return max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_realesrgan_trains_both_networks_and_resumes_exactly(tmp_path):
+  summary = train_lib.train_and_evaluate(_tiny(), str(tmp_path / "run"))
+  assert summary["step"] == 2 and np.isfinite(summary["train_loss"])
+  manager = ckpt_lib.CheckpointManager(tmp_path / "run" / "checkpoints")
+  _, saved, _ = manager.restore()
+  config = _tiny()
+  init = tasks.make_task(config).init_state(key=jax.random.key(int(config.seed)))
+  assert _tree_diff(saved["params"], init.params) > 0
+  assert _tree_diff(saved["d_params"], init.d_params) > 0
+  assert _tree_diff(saved["d_batch_stats"], init.d_batch_stats) > 0  # spectral-norm u vectors
+  # Resuming from step 2 to 4 equals a run that never stopped (the degradation key is a
+  # function of the seed and the step).
+  resumed = train_lib.train_and_evaluate(_tiny(num_train_steps=4), str(tmp_path / "run"))
+  straight = train_lib.train_and_evaluate(_tiny(num_train_steps=4), str(tmp_path / "straight"))
+  assert resumed["step"] == 4 and resumed["params_sha256"] == straight["params_sha256"]
+  d_resumed = ckpt_lib.CheckpointManager(tmp_path / "run" / "checkpoints").restore()[1]
+  d_straight = ckpt_lib.CheckpointManager(tmp_path / "straight" / "checkpoints").restore()[1]
+  assert _tree_diff(d_resumed["d_params"], d_straight["d_params"]) == 0
+  module, _, _ = ckpt_lib.load_model(tmp_path / "run")
+  assert type(module).__name__ == "RRDBNet"
+
+
+def _load_basicsr_archs():
+  from oracle import load_basicsr_archs  # pylint: disable=g-import-not-at-top
+  pytest.importorskip("torch")
+  try:
+    loaded = load_basicsr_archs()
+  except Exception as e:  # pylint: disable=broad-except
+    pytest.skip(f"cannot load BasicSR archs: {e!r}")
+  if loaded is None or "discriminator" not in loaded[1]:
+    pytest.skip("basicsr (oracle) not installed")
+  return loaded
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("skip_connection", [True, False])
+def test_unet_discriminator_matches_basicsr_in_training_mode(skip_connection):
+  """Same weights and the same power-iteration vectors ``u``: one training-mode call of each.
+
+  Both run one power iteration from ``u`` (v = W^T u / |.|, u' = W v / |.|, sigma = u'. W v) and
+  divide the kernel by sigma, so the logits and the new ``u`` agree to float32 rounding
+  (tolerance 1e-4 of the output's scale). Evaluation modes differ by design (PyTorch reuses the
+  stored ``u``, ``v``; Flax iterates once without storing) and are not compared.
+  """
+  torch, archs = _load_basicsr_archs()
+  torch.manual_seed(0)
+  net = archs["discriminator"].UNetDiscriminatorSN(3, num_feat=8,
+                                                   skip_connection=skip_connection).train()
+  state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+  params, stats = {}, {}
+  for k in range(10):
+    if f"conv{k}.weight_orig" in state:
+      params[f"conv{k}"] = {"kernel": state[f"conv{k}.weight_orig"].transpose(2, 3, 1, 0)}
+      stats[f"sn{k}"] = {f"conv{k}/kernel/u": state[f"conv{k}.weight_u"][None],
+                         f"conv{k}/kernel/sigma": np.ones((), np.float32)}
+    else:
+      params[f"conv{k}"] = {"kernel": state[f"conv{k}.weight"].transpose(2, 3, 1, 0),
+                            "bias": state[f"conv{k}.bias"]}
+  img = np.random.default_rng(1).random((2, 3, 32, 40)).astype(np.float32)
+  with torch.no_grad():
+    want = net(torch.from_numpy(img)).numpy().transpose(0, 2, 3, 1)
+  model = models.get_model("unet_discriminator", scale=None, num_feat=8,
+                           skip_connection=skip_connection)
+  got, updates = model.apply({"params": params, "batch_stats": stats}, img.transpose(0, 2, 3, 1),
+                             train=True, mutable=["batch_stats"])
+  assert got.shape == want.shape == (2, 32, 40, 1)
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(1.0, np.abs(want).max()))
+  for k in range(1, 9):
+    u = np.asarray(updates["batch_stats"][f"sn{k}"][f"conv{k}/kernel/u"])[0]
+    np.testing.assert_allclose(u, net.state_dict()[f"conv{k}.weight_u"].numpy(), atol=1e-5)
+
+
+def test_unet_discriminator_shapes_and_spectral_state():
+  model = models.get_model("unet_discriminator", scale=None, num_feat=4)
+  x = jax.random.uniform(jax.random.key(0), (2, 24, 16, 3))
+  variables = jax.jit(model.init)(jax.random.key(1), x)
+  assert set(variables) == {"params", "batch_stats"}
+  assert variables["params"]["conv1"]["kernel"].shape == (4, 4, 4, 8)
+  assert "bias" not in variables["params"]["conv1"] and "bias" in variables["params"]["conv9"]
+  train = jax.jit(lambda stats: model.apply({"params": variables["params"], "batch_stats": stats},
+                                            x, train=True, mutable=["batch_stats"]))
+  logits, updates = train(variables["batch_stats"])
+  assert logits.shape == (2, 24, 16, 1) and logits.dtype == jnp.float32
+  assert _tree_diff(updates["batch_stats"], variables["batch_stats"]) > 0
+  # Evaluation stores nothing and is deterministic.
+  evaluate = jax.jit(model.apply)
+  np.testing.assert_array_equal(evaluate(variables, x), evaluate(variables, x))
+  # sigma converges to the kernel's largest singular value (from below) as training calls
+  # repeat the power iteration.
+  kernel = np.asarray(variables["params"]["conv2"]["kernel"]).reshape(-1, 16)
+  top = np.linalg.svd(kernel, compute_uv=False)[0]
+  stats = updates["batch_stats"]
+  for _ in range(100):
+    stats = train(stats)[1]["batch_stats"]
+  sigma = float(stats["sn2"]["conv2/kernel/sigma"])
+  assert sigma <= top * (1 + 1e-5) and sigma == pytest.approx(top, rel=1e-2)
+
+
+@pytest.mark.slow  # compiles the whole degradation on its own (~15 s idle, minutes when loaded)
+def test_prepare_batch_degrades_on_device_and_sharpens_the_target():
+  options = realesrgan.degradation_options(_tiny())
+  hr = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+  lr_bicubic = jnp.zeros((2, 8, 8, 3))
+  key = realesrgan.step_key(0, jnp.int32(3))
+  out = jax.jit(lambda k, b: realesrgan.prepare_batch(k, b, scale=4, options=options))(
+      key, {"hr": hr, "lr": lr_bicubic})
+  assert out["lr"].shape == (2, 8, 8, 3) and float(jnp.abs(out["lr"]).max()) > 0
+  np.testing.assert_array_equal(out["lr"], realworld.degrade_batch(key, hr, scale=4,
+                                                                   options=options))
+  np.testing.assert_allclose(out["hr"], realworld.usm_sharpen(
+      hr, weight=options.usm_weight, radius=options.usm_radius,
+      threshold=options.usm_threshold), atol=1e-6)
+  # Paired data: the pipeline's LR passes through; the step keys differ per step.
+  paired = realesrgan.prepare_batch(key, {"hr": hr, "lr": lr_bicubic}, scale=4, options=options,
+                                    degrade=False)
+  np.testing.assert_array_equal(paired["lr"], lr_bicubic)
+  assert not np.array_equal(jax.random.key_data(key),
+                            jax.random.key_data(realesrgan.step_key(0, jnp.int32(4))))
+
+
+def test_config_errors_are_one_line(monkeypatch):
+  monkeypatch.setenv(convert_vgg.ENV_VAR, "random")
+  config = _tiny()
+  config.degradation.unlock()
+  config.degradation.jpeg_rnage = (1.0, 2.0)
+  with pytest.raises(InputError, match=r"config.degradation.jpeg_rnage: not a Real-ESRGAN"):
+    tasks.make_task(config)
+  with pytest.raises(InputError, match=r"config.lr_patch_size: HR patches of 16 pixels"):
+    tasks.make_task(_tiny(lr_patch_size=4))
+  paired = _tiny()
+  paired.data.lr_folder = "/somewhere"
+  assert not realesrgan.degradation_enabled(paired) and realesrgan.degradation_enabled(_tiny())
+
+
+@pytest.mark.parametrize("name", ["realesrnet_x4", "realesrgan_x4", "realesrgan_compact_x4",
+                                  "realesrgan_finetune"])
+def test_recipes_build(name, monkeypatch):
+  monkeypatch.setenv(convert_vgg.ENV_VAR, "random")
+  config = importlib.import_module(f"jaxsr.recipes.{name}").get_config()
+  task = tasks.make_task(config)
+  assert task.options == realworld.RealESRGANOptions()  # Real-ESRGAN x4plus's degradation
+  assert config.lr_patch_size * config.scale == 256
+  if name == "realesrnet_x4":
+    assert isinstance(task, realesrgan.RealESRNetTask) and task.model.num_block == 23
+    return
+  assert isinstance(task, realesrgan.RealESRGANTask)
+  assert type(task.discriminator).__name__ == "UNetDiscriminatorSN"
+  assert task.perceptual_layers == {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0,
+                                    "conv4_4": 1.0, "conv5_4": 1.0}
+  assert (config.gan_type, config.pixel_weight, config.adversarial_weight) == ("vanilla", 1.0, 0.1)
+  if name == "realesrgan_compact_x4":
+    assert type(task.model).__name__ == "SRVGGNetCompact" and task.model.num_conv == 32
+  if name == "realesrgan_finetune":
+    assert config.init_from == "zoo:realesrgan-x4plus"
