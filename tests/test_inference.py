@@ -35,6 +35,9 @@ TINY = {
     'waifu2x_cunet': dict(num_feat=8),
     'waifu2x_upconv7': dict(features=(4, 4)),
     'srvgg_compact': dict(num_feat=8, num_conv=2),
+    'swinir': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
+    'swinir_light': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
+    'swinir_real': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4, num_feat=8),
 }
 
 # Set14 HR sizes (height, width).
@@ -174,6 +177,9 @@ RADII = {
     ('realcugan', 2): float('inf'), ('realcugan', 3): float('inf'),
     ('realcugan', 4): float('inf'), ('waifu2x_cunet', 2): float('inf'),
     ('waifu2x_upconv7', 2): 7,
+    ('srvgg_compact', 2): 18, ('srvgg_compact', 4): 18,
+    ('swinir', 2): float('inf'), ('swinir_light', 4): float('inf'),
+    ('swinir_real', 4): float('inf'), ('unet_discriminator', None): 34,
     ('srgan_discriminator', None): 30, ('esrgan_discriminator', None): 62, ('vgg19', None): 118,
 }
 # Variants with other layer settings (padding modes, heads, kernel sizes, x8).

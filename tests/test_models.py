@@ -115,6 +115,9 @@ TINY = {
     'waifu2x_cunet': dict(num_feat=8),
     'waifu2x_upconv7': dict(features=(4, 4)),
     'srvgg_compact': dict(num_feat=8, num_conv=2),
+    'swinir': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
+    'swinir_light': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
+    'swinir_real': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4, num_feat=8),
 }
 
 
