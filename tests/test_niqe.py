@@ -80,12 +80,6 @@ def test_a_damaged_model_file_is_named(tmp_path):
     metrics.load_niqe_params(bad)
 
 
-# ppt3 (a slide: large areas of one colour with text) is ill-conditioned for NIQE: its score
-# moves by 0.03 between float32 and float64 arithmetic of the same formula, and BasicSR's own
-# float32 rounding decides it. jaxsr is within 0.05 (HR) and 0.14 (bicubic) there.
-LOOSE = {"ppt3": 0.15}
-
-
 @pytest.mark.oracle
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["Set5", "Set14"])
@@ -107,5 +101,6 @@ def test_agrees_with_basicsr_on_hr_and_bicubic_x4(dataset, params):
                                 crop_border=crop))
       worst[(path.stem, kind)] = abs(ours - expected)
   assert len(worst) >= 10
-  failing = {k: v for k, v in worst.items() if v > LOOSE.get(k[0], 0.01)}
+  # ppt3 (a slide: large flat areas) included: see _niqe._local_stats for what it takes.
+  failing = {k: v for k, v in worst.items() if v > 0.01}
   assert not failing, failing

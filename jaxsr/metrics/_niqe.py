@@ -21,9 +21,19 @@ Contract (the conventions of BasicSR's ``calculate_niqe``, which reproduces the 
     ``basicsr`` package (found without importing it).
   * Needs at least one 96 x 96 block after cropping (two for a covariance; with one the
     result is NaN, as in BasicSR). Computes in float32 (float64 when ``jax_enable_x64`` is on
-    and float64 images are passed); agrees with BasicSR's implementation within 0.01 on Set5/Set14
-    HR and bicubic x4 except ppt3 (a slide with large flat areas, where NIQE is ill-conditioned:
-    0.05 / 0.14 off; float32 vs float64 of the same formula alone moves it by 0.03).
+    and float64 images are passed) and agrees with BasicSR's implementation within 0.005 on
+    Set5/Set14 HR and bicubic x4 (ppt3, a slide with large flat areas, included). Two choices
+    make that hold: the local mean/deviation are formed from differences to the centre pixel
+    (``_local_stats``), so flat regions normalise to exactly 0 as in BasicSR's float64
+    convolution whatever XLA fuses (``conv(x^2) - mu^2`` in float32 under ``jit`` is turned
+    into FMAs that leave rounding noise there: ppt3 was off by 0.05 / 0.14); and the AGGD shape
+    is picked against float64 decision points (``_aggd_thresholds``), the reference's float64
+    argmin. What is left is BasicSR's own float32 rounding, chiefly its torch float32
+    ``imresize`` for the second scale (its BLAS accumulation differs from jaxsr's halving by
+    up to 6e-5 grey levels on most pixels; on ppt3's near-flat areas that flips a few signs:
+    0.005 of its bicubic score, while jaxsr's features on BasicSR's own half plane agree within
+    0.0002), then its float32 ``conv(x^2) - mu^2`` (up to 0.08 of noise in sigma where jaxsr's
+    sigma is exact; 0.0002 on ppt3).
   * Static shapes: the work after the crop depends only on the number of blocks, so the inner
     computation is compiled once per block grid (images of 480 x 500 and 500 x 520 share one);
     ``jax.jit`` of ``niqe`` itself compiles per input shape. Not bucketed/masked: differently
@@ -155,14 +165,35 @@ def whitening(params: Mapping[str, Any]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _aggd_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """The shape grid and, per grid point, r(a), sqrt(G(1/a)/G(3/a)), G(2/a)/G(1/a) (float64)."""
+  """The shape grid and, per grid point, r(a), sqrt(G(1/a)/G(3/a)), G(2/a)/G(1/a) (float64;
+  r(a) with ``scipy.special.gamma`` as the reference, so the grid search sees the same table)."""
+  from scipy import special  # pylint: disable=import-outside-toplevel  (a jax dependency)
   gam = np.arange(0.2, 10.001, 0.001)
+  inv = np.reciprocal(gam)
+  r_gam = np.square(special.gamma(inv * 2)) / (special.gamma(inv) * special.gamma(inv * 3))
   lg = np.vectorize(math.lgamma)
   g1, g2, g3 = lg(1.0 / gam), lg(2.0 / gam), lg(3.0 / gam)
-  r_gam = np.exp(2 * g2 - g1 - g3)
   beta_factor = np.exp(0.5 * (g1 - g3))
   mean_factor = np.exp(g2 - g1)
   return gam, r_gam, beta_factor, mean_factor
+
+
+@functools.lru_cache(maxsize=None)
+def _aggd_thresholds(dtype: str) -> np.ndarray:
+  """Decision points of the grid search, as ``dtype`` values ``t`` with ``x > t`` exactly when
+  the float64 midpoint ``(r_i + r_{i+1}) / 2 < x``.
+
+  r(a) increases along the grid, so the float64 ``argmin_i (r_i - x)^2`` of the reference is the
+  number of midpoints below ``x``. Comparing with midpoints rounded down to ``dtype`` makes
+  that choice exactly the float64 one for any ``dtype`` value ``x``, where ``argmin`` of the
+  squared distances computed in float32 flips between neighbouring shapes.
+  """
+  _, r_gam, _, _ = _aggd_tables()
+  mid = (r_gam[:-1] + r_gam[1:]) / 2
+  t = mid.astype(dtype)
+  above = t.astype(np.float64) > mid
+  t[above] = np.nextafter(t[above], np.array(-np.inf, dtype))
+  return t
 
 
 def _sum2(x: jax.Array) -> jax.Array:
@@ -172,7 +203,8 @@ def _sum2(x: jax.Array) -> jax.Array:
 
 def _aggd(block: jax.Array):
   """(alpha, beta_left, beta_right) of a 2-D block; NaN where a side is empty (as numpy)."""
-  gam, r_gam, beta_factor, mean_factor = (jnp.asarray(t, block.dtype) for t in _aggd_tables())
+  gam, _, beta_factor, mean_factor = (jnp.asarray(t, block.dtype) for t in _aggd_tables())
+  thresholds = jnp.asarray(_aggd_thresholds(np.dtype(block.dtype).name))
   sq = block * block
   neg, pos = block < 0, block > 0
   left = jnp.sqrt(_sum2(jnp.where(neg, sq, 0)) / _sum2(neg.astype(block.dtype)))
@@ -182,7 +214,7 @@ def _aggd(block: jax.Array):
   gammahat = left / right
   rhat = mean_abs * mean_abs / (_sum2(sq) / n)
   rhatnorm = rhat * (gammahat**3 + 1) * (gammahat + 1) / (gammahat**2 + 1) ** 2
-  index = jnp.argmin(jnp.square(r_gam - rhatnorm))
+  index = jnp.sum(thresholds < rhatnorm)  # = the float64 argmin of (r_gam - rhatnorm)^2
   index = jnp.where(jnp.isnan(rhatnorm), 0, index)  # numpy's argmin of all-NaN is 0
   return gam[index], left * beta_factor[index], right * beta_factor[index], mean_factor[index]
 
@@ -196,38 +228,54 @@ def _block_features(block: jax.Array) -> jax.Array:
   return jnp.concatenate([jnp.stack([alpha[0], (bl[0] + br[0]) / 2]), pairs.reshape(-1)])
 
 
-def _filter_axis(plane: jax.Array, taps: jax.Array, axis: int) -> jax.Array:
-  """1-D filtering along ``axis`` with edge replication, as ``plane + sum_k t_k (x_k - plane)``.
+def _local_stats(plane: jax.Array, window: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Local mean and standard deviation of ``plane [H, W]`` under the separable ``window``
+  (``u u^T``, ``load_niqe_params`` checks it) with edge replication: BasicSR's
+  ``scipy.ndimage.convolve(..., mode='nearest')`` of the plane and of its square.
 
-  The centred form (the taps sum to 1) gives a constant region back exactly, as the float64
-  convolution of the reference does once rounded to float32; the plain sum of products would
-  leave float32 noise there, and the signs of that noise decide NIQE's flat blocks.
+  Computed about the centre pixel ``x``: with ``d = x_k - x`` (exact where neighbours are
+  equal), ``mu = x + sum w_k d_k`` and ``var = sum w_k d_k^2 - (sum w_k d_k)^2``, in two 1-D
+  passes (``d = (x_k - x_col) + (x_col - x)`` through the pixel of the same column in the
+  centre row). No difference of two products is ever formed, so the result does not depend on
+  whether the compiler fuses a multiply into the following add (XLA contracts
+  ``a * a - b * b`` into an FMA on CPU and GPU, leaving the rounding error of ``b * b`` where
+  ``a == b``): a flat region gives exactly ``mu = x`` and ``var = 0``, as BasicSR's float64
+  convolution does, so NIQE's flat blocks (normalised values exactly 0, on neither side of the
+  AGGD) come out as in the reference. The textbook ``conv(x^2) - conv(x)^2`` in float32 hands
+  those blocks rounding noise of either sign, which moved ppt3's score by up to 0.14.
   """
-  k = taps.shape[0]
-  r = k // 2
-  n = plane.shape[axis]
-  pad = [(0, 0)] * plane.ndim
-  pad[axis] = (r, r)
-  padded = jnp.pad(plane, pad, mode="edge")
-  acc = None
-  for i in range(k):
-    term = taps[k - 1 - i] * (jax.lax.slice_in_dim(padded, i, i + n, axis=axis) - plane)
-    acc = term if acc is None else acc + term
-  return plane + acc
-
-
-def _filter_nearest(plane: jax.Array, window: jax.Array) -> jax.Array:
-  """``scipy.ndimage.convolve(plane, window, mode='nearest')`` for a separable window
-  ``window = u u^T`` (``load_niqe_params`` checks it), applied as two 1-D passes."""
   c = window.shape[0] // 2
-  taps = window[:, c] / jnp.sqrt(window[c, c])
-  return _filter_axis(_filter_axis(plane, taps, 0), taps, 1)
+  u = window[:, c] / jnp.sqrt(window[c, c])  # symmetric: scipy's flip changes nothing
+  k = u.shape[0]
+  h, w = plane.shape
+  padded = jnp.pad(plane, c, mode="edge")
+  # Vertical pass, per pixel of the column-padded plane: sum u_i e and sum u_i e^2, e the
+  # difference to the pixel of the same column in the centre row.
+  mid = padded[c: c + h]
+  a1 = a2 = None
+  for i in range(k):
+    e = padded[i: i + h] - mid
+    ue = u[i] * e
+    a1 = ue if a1 is None else a1 + ue
+    a2 = ue * e if a2 is None else a2 + ue * e
+  total = jnp.sum(u)
+  first = second = None
+  for j in range(k):
+    e = mid[:, j: j + w] - plane  # column pixel in the centre row minus the centre pixel
+    b1, b2 = a1[:, j: j + w], a2[:, j: j + w]
+    t1 = u[j] * (b1 + total * e)
+    t2 = u[j] * (b2 + e * (2 * b1 + total * e))
+    first = t1 if first is None else first + t1
+    second = t2 if second is None else second + t2
+  mu = plane + first
+  var = second - first * first
+  return mu, jnp.sqrt(jnp.abs(var))
 
 
 def _halve_axis(x: jax.Array, axis: int) -> jax.Array:
   """MATLAB ``imresize(x, 0.5)`` (bicubic, antialiased) along one axis of even length, in the
   centred form ``x_c + sum_p w_p (x_p - x_c)`` (``x_c`` the heaviest tap) that keeps a constant
-  region exactly constant whatever XLA fuses (as ``_filter_axis``)."""
+  region exactly constant whatever XLA fuses (see ``_local_stats``)."""
   n = x.shape[axis]
   weights, indices = weights_and_indices(n, n // 2, 0.5, antialiasing=True)
   centre = indices[np.arange(n // 2), np.argmax(weights, axis=1)]
@@ -249,8 +297,7 @@ def _halve(plane: jax.Array) -> jax.Array:
 
 def _scale_features(plane: jax.Array, window: jax.Array, block: int) -> jax.Array:
   """``[blocks, 18]`` features of a plane whose sides are multiples of ``block``."""
-  mu = _filter_nearest(plane, window)
-  sigma = jnp.sqrt(jnp.abs(_filter_nearest(plane * plane, window) - mu * mu))
+  mu, sigma = _local_stats(plane, window)
   normalised = (plane - mu) / (sigma + 1)
   h, w = plane.shape
   blocks = normalised.reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
@@ -261,7 +308,10 @@ def _niqe_plane(plane: jax.Array, mu_p: jax.Array, whiten: jax.Array,
                 window: jax.Array) -> jax.Array:
   """NIQE of one rounded grey-level plane ``[H, W]`` with H, W multiples of 96."""
   f1 = _scale_features(plane, window, NIQE_BLOCK)
-  half = _halve(plane / 255.0) * 255.0
+  # BasicSR resizes plane / 255 and multiplies back by 255; halving the grey levels directly is
+  # the same to float32 rounding, and its last operation is an add: a trailing ``* 255`` would
+  # be fused into the differences of ``_local_stats`` (FMA) and break its exact flat regions.
+  half = _halve(plane)
   f2 = _scale_features(half, window, NIQE_BLOCK // 2)
   return _fit(jnp.concatenate([f1, f2], axis=1), mu_p, whiten)
 
