@@ -33,7 +33,7 @@ def test_help_lists_the_program_flags(tmp_path, argv, flag):
 
 def test_top_level_help_lists_train_and_eval(tmp_path):
   out = _run("-m", "jaxsr", "--help", cwd=tmp_path)
-  assert out.returncode == 0 and "{upscale,convert,train,eval}" in out.stdout
+  assert out.returncode == 0 and "{upscale,models,convert,export,train,eval}" in out.stdout
 
 
 def test_unknown_recipe_is_a_one_line_error(tmp_path):
@@ -75,11 +75,16 @@ def test_bad_flags_are_one_line_and_status_2(tmp_path, argv, expected):
 
 
 def test_eval_errors_name_flags(tmp_path):
-  out = _run("-m", "jaxsr", "eval", "--weights", str(tmp_path / "w.pth"), "--datasets",
-             "embedded", cwd=tmp_path)
+  out = _run("-m", "jaxsr", "eval", "--weights", str(tmp_path / "w.pth"), "--model", "nosuch",
+             "--datasets", "embedded", cwd=tmp_path)
   assert out.returncode == 2
   (line,) = out.stderr.strip().splitlines()
-  assert line.startswith("jaxsr eval: error: --model: the registry name"), line
+  assert line.startswith("jaxsr eval: error: --model: "), line
+  out = _run("-m", "jaxsr", "eval", "--weights", str(tmp_path / "w.pth"), "--datasets",
+             "embedded", cwd=tmp_path)  # no --model needed: the file is named
+  assert out.returncode == 2
+  (line,) = out.stderr.strip().splitlines()
+  assert line == f"jaxsr eval: error: {tmp_path / 'w.pth'}: no such weights file", line
 
 
 def test_train_packaged_recipe(tmp_path):

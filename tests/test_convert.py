@@ -587,8 +587,10 @@ def test_eval_checkpoint_equals_weights(tmp_path):
   with pytest.raises(InputError, match="protocol='y'"):
     _eval(tmp_path, checkpoint=str(tmp_path / "espcn"), protocol="rgb", datasets="embedded",
           data_dir=None)
-  with pytest.raises(InputError, match="model: the registry name"):
-    _eval(tmp_path, weights=str(path), datasets="embedded", data_dir=None)
+  (c,) = _eval(tmp_path, weights=str(path), datasets="embedded", data_dir=None)  # no model
+  assert c["psnr"] == a["psnr"]
+  with pytest.raises(InputError, match="fsrcnn"):
+    _eval(tmp_path, model="fsrcnn", weights=str(path), datasets="embedded", data_dir=None)
   with pytest.raises(InputError, match="no jaxsr checkpoint"):
     _eval(tmp_path, checkpoint=str(tmp_path / "nothing"), datasets="embedded", data_dir=None)
 
