@@ -85,27 +85,13 @@ def torch_fsrcnn(torch, *, scale, channels=1, d=56, s=12, m=4):
 
 
 def torch_swinir(torch, **kw):
-  """spandrel's PyTorch SwinIR (the suite's oracle, ``tests/test_swinir.py``), loaded by path:
+  """spandrel's PyTorch SwinIR (the suite's oracle, ``tests/oracle.py``), loaded by path:
   ``import spandrel`` needs a working torchvision."""
-  import importlib  # pylint: disable=g-import-not-at-top
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
-  import types  # pylint: disable=g-import-not-at-top
-
   del torch
-  name = "spandrel.architectures.SwinIR.__arch.SwinIR"
-  if name not in sys.modules:
-    spec = importlib.util.find_spec("spandrel")
-    if spec is None or not spec.submodule_search_locations:
-      raise ImportError("spandrel is not installed")
-    root = pathlib.Path(list(spec.submodule_search_locations)[0])
-    for pkg, sub in [("spandrel", ""), ("spandrel.architectures", "architectures"),
-                     ("spandrel.architectures.SwinIR", "architectures/SwinIR")]:
-      if pkg not in sys.modules:
-        module = types.ModuleType(pkg)
-        module.__path__ = [str(root / sub)]
-        sys.modules[pkg] = module
-  return importlib.import_module(name).SwinIR(**kw)
+  module = oracle.load_spandrel_swinir()
+  if module is None:
+    raise ImportError("spandrel is not installed")
+  return module.SwinIR(**kw)
 
 
 def cases(quick: bool):

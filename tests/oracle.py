@@ -158,3 +158,23 @@ def load_basicsr_realworld() -> types.SimpleNamespace | None:
   img_process = _load("basicsr.utils.img_process_util", root / "utils" / "img_process_util.py")
   return types.SimpleNamespace(degradations=degradations, diffjpeg=diffjpeg,
                                img_process_util=img_process, torch=torch)
+
+
+def load_spandrel_swinir() -> types.ModuleType | None:
+  """spandrel's PyTorch SwinIR arch module, or None when spandrel is not installed.
+
+  ``import spandrel`` imports every architecture and with them torchvision, so the file is
+  imported under stand-in parent packages (the SwinIR file needs only torch).
+  """
+  import importlib  # pylint: disable=g-import-not-at-top
+
+  name = "spandrel.architectures.SwinIR.__arch.SwinIR"
+  if name not in sys.modules:
+    spec = importlib.util.find_spec("spandrel")
+    if spec is None or not spec.submodule_search_locations:
+      return None
+    root = pathlib.Path(list(spec.submodule_search_locations)[0])
+    for pkg, sub in [("spandrel", ""), ("spandrel.architectures", "architectures"),
+                     ("spandrel.architectures.SwinIR", "architectures/SwinIR")]:
+      _stub(pkg, root / sub)
+  return importlib.import_module(name)

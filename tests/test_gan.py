@@ -21,21 +21,7 @@ from configs import gan_test
 from configs import srgan_x4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """A persistent XLA cache: the resumed and the straight runs reuse the first run's compile."""
-  from jax._src import compilation_cache as cc  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {n: getattr(jax.config, n) for n in names}
-  jax.config.update(names[0], str(tmp_path_factory.mktemp("xla_cache")))
-  jax.config.update(names[1], 0)
-  jax.config.update(names[2], 0)
-  cc.reset_cache()
-  yield
-  for n, v in old.items():
-    jax.config.update(n, v)
-  cc.reset_cache()
+pytestmark = pytest.mark.usefixtures("persistent_compilation_cache")
 
 
 def _config(**overrides):

@@ -10,14 +10,10 @@ evaluation), never run.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import math
 import pathlib
 import struct
-import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +28,8 @@ from jaxsr.convert import pytorch as pt
 from jaxsr.convert import safetensors_io
 from jaxsr.errors import InputError
 from jaxsr.models import swinir
+
+import oracle  # tests/oracle.py
 
 # ----------------------------------------------------------------------------
 # A numpy state dict in the official layout (keys and shapes of network_swinir.py).
@@ -303,22 +301,12 @@ def test_swinir_without_upsampler_is_named():
 
 
 def _spandrel_swinir():
-  """spandrel's SwinIR module (loaded by path), or skip."""
+  """spandrel's SwinIR module (loaded by path, ``tests/oracle.py``), or skip."""
   torch = pytest.importorskip("torch")
-  name = "spandrel.architectures.SwinIR.__arch.SwinIR"
-  if name not in sys.modules:
-    spec = importlib.util.find_spec("spandrel")
-    if spec is None or not spec.submodule_search_locations:
-      pytest.skip("spandrel is not installed (the SwinIR oracle: pip install spandrel "
-                  "--no-deps)")
-    root = pathlib.Path(list(spec.submodule_search_locations)[0])
-    for pkg, sub in [("spandrel", ""), ("spandrel.architectures", "architectures"),
-                     ("spandrel.architectures.SwinIR", "architectures/SwinIR")]:
-      if pkg not in sys.modules:
-        module = types.ModuleType(pkg)
-        module.__path__ = [str(root / sub)]
-        sys.modules[pkg] = module
-  return torch, importlib.import_module(name)
+  module = oracle.load_spandrel_swinir()
+  if module is None:
+    pytest.skip("spandrel is not installed (the SwinIR oracle: pip install spandrel --no-deps)")
+  return torch, module
 
 
 _SLOW = pytest.mark.slow

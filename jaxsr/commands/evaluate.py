@@ -12,8 +12,9 @@
 
 Methods (the table's rows, in this order): ``--model bicubic`` (MATLAB bicubic; included when
 given explicitly or when no other method is), each ``--sr-dir`` (another method's SR images),
-each ``--weights`` file (converted on the fly for the family named by ``--model``; its scale
-comes from the file unless ``--scales`` is given) and each ``--checkpoint`` (a jaxsr checkpoint,
+each ``--weights`` file (converted on the fly, its architecture recognised from the file and
+checked against ``--model`` when given; its scale comes from the file unless ``--scales`` is
+given) and each ``--checkpoint`` (a jaxsr checkpoint,
 EMA weights when present, at its own scale). ``--weights``, ``--checkpoint`` and ``--sr-dir``
 are repeatable and accept ``LABEL=PATH`` to name the row (default: the checkpoint's model name,
 the weights' family, the SR folder's name). Models run through ``jaxsr.inference.upscale``
@@ -80,11 +81,12 @@ __all__ = ["ProgressBar", "main", "run", "run_methods", "start"]
 
 _MODEL = flags.DEFINE_string("model", "bicubic",
                              "Model to evaluate: 'bicubic', or with --weights the registry name "
-                             "of the file's model (e.g. srcnn, fsrcnn, espcn, edsr, rrdbnet).")
+                             "the file's model must have (optional: the architecture is "
+                             "recognised from the file).")
 _WEIGHTS = flags.DEFINE_multi_string("weights", None,
-                                     "A published weights file (SRCNN .mat, OpenCV .pb, BasicSR "
-                                     "or FSRCNN-pytorch .pth), converted on the fly; needs "
-                                     "--model. Repeatable; LABEL=FILE names the row.")
+                                     "A published weights file (SRCNN .mat, OpenCV .pb, .pth or "
+                                     ".safetensors in a recognised layout, ncnn .param), "
+                                     "converted on the fly. Repeatable; LABEL=FILE names the row.")
 _CHECKPOINT = flags.DEFINE_multi_string("checkpoint", None,
                                         "A jaxsr checkpoint directory (imported weights or a "
                                         "training run); evaluated at its own scale. Repeatable; "
