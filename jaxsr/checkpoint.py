@@ -19,6 +19,12 @@ Contract:
     one line naming the step, the directory and the last step already committed, which stays
     intact; the half-written temporary step is removed. ``save`` checks before writing that the
     disk has room for the step (its arrays' bytes plus a margin).
+  * ``directory`` may be remote (``gs://bucket/run/checkpoints``): Orbax writes the arrays
+    through tensorstore and the JSON through ``etils.epath``; the protected-step file, the
+    clean-up of partial steps and quarantine go through ``etils.epath`` too. The free-space
+    check and disk-full messages apply to local directories only. (tensorstore does not know
+    TensorFlow's ``ram://``, so checkpoints cannot live there.) Orbax's ``gs://`` support needs
+    the ``google-cloud-storage`` package; without it the manager raises ``CheckpointError``.
   * Arrays must be fully replicated (jaxsr's data-parallel states are), so every host can
     checksum its own copy.
 """
@@ -39,6 +45,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from jaxsr import files
 
@@ -125,20 +132,28 @@ class CheckpointManager:
 
   def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                async_save: bool = True):
-    self.directory = pathlib.Path(directory).absolute()
+    self.directory = (pathlib.Path(directory).absolute() if files.is_local(directory)
+                      else files.as_path(directory))
     self._protected = _KeepProtected(self._read_protected())
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
         [ocp.checkpoint_managers.LatestN(n=max_to_keep), self._protected])
-    self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(create=True, preservation_policy=policy,
-                                             enable_async_checkpointing=async_save))
+    try:
+      self._manager = ocp.CheckpointManager(
+          self.directory,
+          options=ocp.CheckpointManagerOptions(create=True, preservation_policy=policy,
+                                               enable_async_checkpointing=async_save))
+    except ImportError as e:  # Orbax's gs:// support imports google-cloud-storage
+      if files.is_local(self.directory):
+        raise
+      raise CheckpointError(f"{self.directory}: Orbax needs another package for remote "
+                            f"checkpoints ({_first_line(e)}); pip install "
+                            "google-cloud-storage") from None
     self._saving: int | None = None  # the step of a save that may still be in flight
 
   def _read_protected(self) -> int | None:
     try:
       return int(json.loads((self.directory / _PROTECTED_FILE).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (files.io_errors() + (ValueError, KeyError, TypeError)):
       return None
 
   @property
@@ -155,7 +170,7 @@ class CheckpointManager:
       try:
         files.write_atomic(self.directory / _PROTECTED_FILE,
                            lambda f: f.write(json.dumps({"step": int(step)}).encode()))
-      except OSError as e:
+      except files.io_errors() as e:
         raise self._write_error(step, e, action="marking the last good step") from None
 
   def _last_committed(self, *, before: int | None = None) -> int | None:
@@ -166,7 +181,7 @@ class CheckpointManager:
     good = self._last_committed(before=step)
     where = (f"the last good checkpoint is step {good} in {self.directory}" if good is not None
              else "no checkpoint had been saved yet")
-    if is_disk_full(error):
+    if is_disk_full(error) and files.is_local(self.directory):
       try:
         free = f", {shutil.disk_usage(self.directory).free} bytes free"
       except OSError:
@@ -180,8 +195,15 @@ class CheckpointManager:
     """Deletes the temporary folders a failed save of ``step`` left (never a committed step)."""
     if jax.process_index() != 0:
       return
-    for path in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
-      shutil.rmtree(path, ignore_errors=True)
+    try:
+      for path in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+        if files.is_local(path):
+          shutil.rmtree(path, ignore_errors=True)
+        else:
+          path.rmtree(missing_ok=True)
+    except files.io_errors() as e:
+      _log.warning("could not remove the partial step %d in %s: %s", step, self.directory,
+                   _first_line(e))
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -200,8 +222,8 @@ class CheckpointManager:
     meta = dict(meta or {})
     meta["checksums"] = checksums(state)
     needed = sum(_leaf_bytes(x).nbytes for x in jax.tree.leaves(state)) + _FREE_MARGIN_BYTES
-    try:
-      free = shutil.disk_usage(self.directory).free
+    try:  # local only: an object store has no notion of free space
+      free = shutil.disk_usage(self.directory).free if files.is_local(self.directory) else None
     except OSError:
       free = None
     if free is not None and free < needed:
@@ -218,7 +240,7 @@ class CheckpointManager:
     """The JSON metadata of one step (no array is read)."""
     return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
-  def quarantine(self, step: int, *, reason: str = "corrupt") -> pathlib.Path | None:
+  def quarantine(self, step: int, *, reason: str = "corrupt") -> pathlib.Path | epath.Path | None:
     """Moves a step out of the way, kept for inspection, so the run can save that step again.
 
     The step goes to ``<directory>-corrupt/<step>-<reason>-<time>``; returns that path (None
@@ -230,7 +252,10 @@ class CheckpointManager:
     dest_root = self.directory.parent / (self.directory.name + "-corrupt")
     dest_root.mkdir(parents=True, exist_ok=True)
     dest = dest_root / f"{step}-{reason}-{int(time.time())}"
-    shutil.move(str(source), str(dest))
+    if files.is_local(source):
+      shutil.move(str(source), str(dest))
+    else:  # an object store renames object by object (tf.io.gfile copies a folder's objects)
+      _move_tree(source, dest)
     self._manager.reload()
     return dest
 
@@ -322,6 +347,16 @@ class CheckpointManager:
         pass
 
 
+def _move_tree(source: epath.Path, dest: epath.Path) -> None:
+  """Moves a remote folder: copies every object under ``source`` to ``dest``, then deletes it."""
+  for root, _, names in source.walk():
+    target = dest / root.relative_to(source) if root != source else dest
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+      (root / name).copy(target / name, overwrite=True)
+  source.rmtree()
+
+
 def save_model(directory: str | os.PathLike, variables: dict, *, model: str, scale: int,
                overrides: dict | None = None, extra: dict | None = None, step: int = 0) -> None:
   """Saves model variables (e.g. imported weights) as a jaxsr checkpoint ``load_model`` reads.
@@ -355,7 +390,8 @@ def load_model(directory: str | os.PathLike, *, use_ema: bool = True):
   """
   from jaxsr import models  # pylint: disable=g-import-not-at-top
 
-  directory = pathlib.Path(directory)
+  directory = (pathlib.Path(directory) if files.is_local(directory)
+               else files.check_reachable(directory, field="checkpoint"))
   for candidate in (directory, directory / "checkpoints"):
     if candidate.is_dir() and CheckpointManager(candidate, async_save=False).all_steps():
       directory = candidate

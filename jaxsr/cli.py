@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import pathlib
 import shutil
@@ -109,15 +110,22 @@ _OPTION_OF_FIELD = {"checkpoint": "--checkpoint", "weights": "--weights", "model
 def _inputs(paths: Sequence[str]) -> list[pathlib.Path]:
   from jaxsr.data.images import list_images  # pylint: disable=g-import-not-at-top
 
-  files: list[pathlib.Path] = []
-  for p in map(pathlib.Path, paths):
+  found: list[pathlib.Path] = []
+  for p in map(files.to_path, paths):
+    if not files.is_local(p):  # gs://...: one line, not a hang, when it does not answer
+      files.check_reachable(p)
     if p.is_dir():
-      files += list_images(p)
+      found += list_images(p)
     elif p.is_file():
-      files.append(p)
+      found.append(p)
     else:
       raise InputError(f"{p}: no such file or folder")
-  return files
+  return found
+
+
+def _image_source(path):
+  """What PIL opens: a local path, or a remote file's bytes (read through ``etils.epath``)."""
+  return path if files.is_local(path) else io.BytesIO(path.read_bytes())
 
 
 def _prepare_output(out_dir: pathlib.Path) -> bool:
@@ -126,6 +134,16 @@ def _prepare_output(out_dir: pathlib.Path) -> bool:
   if out_dir.exists() and not out_dir.is_dir():
     raise InputError(f"--output {out_dir}: exists and is not a folder")
   created = not out_dir.exists()
+  if not files.is_local(out_dir):  # an object store: no permission bits, try a write
+    try:
+      out_dir.mkdir(parents=True, exist_ok=True)
+      probe = out_dir / f".jaxsr-write-test-{os.getpid()}"
+      probe.write_bytes(b"")
+      probe.unlink()
+    except files.io_errors() as e:
+      raise InputError(f"--output {out_dir}: cannot write to this folder "
+                       f"({(str(e).strip().splitlines() or [''])[0][:200]})") from None
+    return created
   try:
     out_dir.mkdir(parents=True, exist_ok=True)
   except OSError as e:
@@ -180,8 +198,9 @@ def _write_image(array, target: pathlib.Path) -> None:
     write = lambda f: pil.save(f, format=fmt, **options)  # noqa: E731
   try:
     files.write_atomic(target, write)
-  except OSError as e:
-    raise InputError(f"{target}: cannot write ({e.strerror or e})") from None
+  except files.io_errors() as e:
+    reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [""])[0][:200]
+    raise InputError(f"{target}: cannot write ({reason})") from None
 
 
 def _probe(path: pathlib.Path) -> None:
@@ -189,9 +208,9 @@ def _probe(path: pathlib.Path) -> None:
   from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
 
   try:
-    with Image.open(path) as img:
+    with Image.open(_image_source(path)) as img:
       img.size  # pylint: disable=pointless-statement
-  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+  except (files.io_errors() + (UnidentifiedImageError, SyntaxError, ValueError)) as e:
     raise InputError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
 
 
@@ -206,8 +225,12 @@ def _read_pixels(path: pathlib.Path):
 
   from jaxsr.data.images import read_image  # pylint: disable=g-import-not-at-top
 
-  with open(path, "rb") as f:
-    header = f.read(26)
+  source = _image_source(path)
+  if files.is_local(path):
+    with open(path, "rb") as f:
+      header = f.read(26)
+  else:
+    header = source.getvalue()[:26]
   if header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -217,7 +240,7 @@ def _read_pixels(path: pathlib.Path):
       raise InputError(f"{path}: cannot read image ({e.message.splitlines()[0]})") from None
     return np.ascontiguousarray(array)
   try:
-    with Image.open(path) as img:
+    with Image.open(source) as img:
       mode = img.mode
       if mode in ("I;16", "I;16B", "I;16L", "I;16N") and int(getattr(img, "n_frames", 1)) == 1:
         img.load()
@@ -295,7 +318,9 @@ def _cmd_upscale(args) -> int:
     raise InputError(f"--ext {args.ext}: one of auto, {', '.join(e[1:] for e in _FORMATS)}")
   inference._compute_dtype(args.dtype)  # pylint: disable=protected-access
   files_in = _inputs(args.inputs)
-  out_dir = pathlib.Path(args.output)
+  out_dir = files.to_path(args.output, field="output")
+  if not files.is_local(out_dir):
+    files.check_reachable(out_dir, field="output")
   if out_dir.exists() and not out_dir.is_dir():
     raise InputError(f"--output {out_dir}: exists and is not a folder")
   net = _load_network(args)

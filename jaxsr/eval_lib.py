@@ -34,7 +34,8 @@ protocol: :func:`_niqe_metric`, :func:`lpips_inputs`.
 
 SR result folders (``--sr-dir``) are matched to the HR set by file name: see
 :func:`find_sr_folder` (where a set's and a scale's images are) and :func:`match_sr_files`
-(which file is which image).
+(which file is which image). SR folders and the JSON results (:func:`write_document`) may be
+remote (``gs://...``; ``jaxsr.files``).
 """
 
 from __future__ import annotations
@@ -485,7 +486,7 @@ def match_sr_files(folder: str | os.PathLike, names: Sequence[str], *,
     InputError: (one line, naming the folder and the files) HR images without an SR file, files
       that match no HR image, or two files for one image.
   """
-  folder = pathlib.Path(folder)
+  folder = files.to_path(folder)
   lower = {n.lower(): n for n in names}
   found: dict[str, list[pathlib.Path]] = {}
   extra = []
@@ -516,7 +517,7 @@ def match_sr_files(folder: str | os.PathLike, names: Sequence[str], *,
 def _children(folder: pathlib.Path) -> dict[str, pathlib.Path]:
   try:
     return {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
-  except OSError:
+  except files.io_errors():
     return {}
 
 
@@ -542,7 +543,9 @@ def find_sr_folder(sr_dir: str | os.PathLike, *, dataset: str, scale: int,
   Raises:
     InputError: ``sr_dir`` is not a folder, or none of the places holds images.
   """
-  root = pathlib.Path(sr_dir).expanduser()
+  root = files.to_path(sr_dir).expanduser()
+  if not files.is_local(root):
+    files.check_reachable(root, field="sr_dir")
   if not root.is_dir():
     raise InputError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder",
                      field="sr_dir")
@@ -575,7 +578,10 @@ def _image_size(path: pathlib.Path) -> tuple[int, int]:
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   try:
-    with Image.open(path) as img:
+    if files.is_local(path):
+      with Image.open(path) as img:
+        return img.size[1], img.size[0]
+    with files.as_path(path).open("rb") as f, Image.open(f) as img:
       return img.size[1], img.size[0]
   except Exception as e:  # pylint: disable=broad-except
     raise InputError(f"{path}: cannot read image ({e})") from None
@@ -794,7 +800,7 @@ def write_results(path: str | os.PathLike, results: Sequence[dict], *, model: st
 
 def write_document(path: str | os.PathLike, document: Mapping[str, Any]) -> pathlib.Path:
   """Writes a JSON document (``indent=1``) atomically (``<path>.tmp``, then renamed)."""
-  path = pathlib.Path(path)
+  path = files.to_path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   return files.write_atomic(path, lambda f: f.write(json.dumps(dict(document), indent=1).encode()))
 

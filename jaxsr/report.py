@@ -1,7 +1,7 @@
 """A self-contained HTML evaluation report: the table, per-image crops with zoom, PSNR curves.
 
-Contract of :func:`write_report`: writes ``DIR/index.html`` (atomically) that needs nothing
-else: images are inlined as base64 PNG, styles and the zoom script are inline, curves are
+Contract of :func:`write_report`: writes ``DIR/index.html`` (atomically; ``DIR`` may be remote,
+``gs://...``, see ``jaxsr.files``) that needs nothing else: images are inlined as base64 PNG, styles and the zoom script are inline, curves are
 inline SVG; no network access and no external file is referenced.
 
 The page holds, in order: the comparison table of ``eval_lib.format_comparison`` (best per
@@ -235,11 +235,14 @@ def write_report(folder: str, *, methods: Sequence[tuple[str, Sequence[dict]]],
     InputError: the folder cannot be created or written (field ``report``).
   """
   page = render_report(methods=methods, images=images, metrics=metrics, title=title)
-  path = pathlib.Path(folder) / "index.html"
+  path = files.to_path(folder, field="report") / "index.html"
   try:
+    if not files.is_local(path):
+      files.check_reachable(path.parent, field="report")
     path.parent.mkdir(parents=True, exist_ok=True)
     files.write_atomic(path, lambda f: f.write(page.encode("utf-8")))
-  except OSError as e:
-    raise InputError(f"{path}: cannot write the report ({e.strerror or e})",
+  except files.io_errors() as e:
+    reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [""])[0][:200]
+    raise InputError(f"{path}: cannot write the report ({reason})",
                      field="report") from None
   return path

@@ -50,6 +50,14 @@ Contract:
     for SIGTERM, 130 for SIGINT). A restart resumes from that step and ends bit-identical to
     an uninterrupted run on the same topology. Further signals during that save are ignored
     until it is complete; a save cut short by SIGKILL is never committed, so never restored.
+  * Paths: ``workdir``, ``config.checkpoint_dir`` (default ``<workdir>/checkpoints``) and the
+    data folders may be remote (``gs://bucket/...``, anything ``etils.epath`` /
+    ``tf.io.gfile`` know); TensorBoard events, ``summary.json``, ``eval_history.jsonl`` and
+    ``comparison.png`` then go there through ``tf.io.gfile`` and the checkpoints through
+    Orbax/tensorstore. An unreachable remote path is one ``InputError`` line (bounded by
+    ``JAXSR_REMOTE_TIMEOUT``, ``jaxsr.files.check_reachable``). Purely local matters stay
+    local: the work-directory lock and fsync (an object store has neither: a remote work
+    directory is not locked) and free-space checks.
   * It logs with clu (TensorBoard scalars and images, steps/s and ETA) and evaluates
     periodically and at the end with ``jaxsr.eval_lib``.
 """
@@ -73,6 +81,7 @@ from typing import Callable, Iterable, Iterator
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 from PIL import Image
 
 from jaxsr import checkpoint as ckpt_lib
@@ -89,6 +98,8 @@ __all__ = ["DivergenceError", "OutputError", "PREEMPTED_EXIT_BASE", "Preempted",
            "step_on_stack", "train_and_evaluate"]
 
 _log = logging.getLogger(__name__)
+
+Path = pathlib.Path | epath.Path  # a local work directory / a remote one (gs://)
 
 
 # ----------------------------------------------------------------------------- loop helpers
@@ -112,14 +123,14 @@ def _mismatch(meta: dict, identity: dict) -> str | None:
                    for k in _IDENTITY_FIELDS if saved.get(k) != identity.get(k))
 
 
-def _check_resume(meta: dict, identity: dict, directory: pathlib.Path) -> None:
+def _check_resume(meta: dict, identity: dict, directory: Path) -> None:
   diff = _mismatch(meta, identity)
   if diff is not None:
     raise InputError(f"{directory}: refusing to resume a different model ({diff}); "
                      "use a new --workdir")
 
 
-def _check_resume_order(meta: dict, order: str, directory: pathlib.Path) -> None:
+def _check_resume_order(meta: dict, order: str, directory: Path) -> None:
   """config.data.order='host' resumes only on the process count that wrote the checkpoint."""
   from jaxsr.data import pipeline  # pylint: disable=g-import-not-at-top
   try:
@@ -205,25 +216,30 @@ def _reason(error: BaseException) -> str:
   return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
 
 
-def _check_workdir(workdir: pathlib.Path) -> None:
+def _check_workdir(workdir: Path) -> None:
   """Creates ``workdir`` and checks it is a directory this process can write into.
 
   Raises:
-    InputError: one line naming the directory (not a directory, permission denied, ...).
+    InputError: one line naming the directory (not a directory, permission denied, an
+      unreachable remote file system, ...).
   """
   try:
+    if not files.is_local(workdir):
+      files.check_reachable(workdir, field="workdir")
+      if workdir.exists() and not workdir.is_dir():  # gfile's mkdir error names no errno
+        raise FileExistsError(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
   except (FileExistsError, NotADirectoryError):
     raise InputError(f"{workdir}: not a directory (a file is in the way); use another "
                      "--workdir") from None
-  except OSError as e:
+  except files.io_errors() as e:
     raise InputError(f"{workdir}: {_reason(e)}: cannot create the work directory; use another "
                      "--workdir") from None
   probe = workdir / f".write-test-{socket.gethostname()}-{os.getpid()}"
   try:
     probe.write_bytes(b"")
     probe.unlink()
-  except OSError as e:
+  except files.io_errors() as e:
     raise InputError(f"{workdir}: permission denied ({_reason(e)}): cannot write into the work "
                      "directory; use another --workdir") from None
 
@@ -254,8 +270,10 @@ def _alive(owner: dict) -> bool:
 
 
 @contextlib.contextmanager
-def _workdir_lock(workdir: pathlib.Path, *, take: bool) -> Iterator[None]:
+def _workdir_lock(workdir: Path, *, take: bool) -> Iterator[None]:
   """Holds ``workdir/train.lock`` (an flock plus the owner's host and pid) for one run.
+
+  Local work directories only: a remote one (``gs://``) has no file locks and is not locked.
 
   Only the process that ``take``s it locks (process 0 of a multi-host run: all hosts share the
   run's work directory); in a multi-process run the outcome is broadcast, so every process of
@@ -266,6 +284,10 @@ def _workdir_lock(workdir: pathlib.Path, *, take: bool) -> Iterator[None]:
   path = workdir / _LOCK_NAME
   fd = None
   error = None
+  if take and not files.is_local(workdir):
+    _log.info("%s: a remote work directory is not locked (no file locks on object stores); "
+              "make sure one run at a time uses it", workdir)
+    take = False
   if take:
     try:
       fd = _acquire_lock(path)
@@ -363,7 +385,7 @@ def _set_aside_other_models(manager: ckpt_lib.CheckpointManager, identity: dict)
 class _CheckedWriter:
   """A clu metric writer whose failures (asynchronous ones included) raise ``OutputError``."""
 
-  def __init__(self, writer, *, workdir: pathlib.Path, last_good: Callable[[], str]):
+  def __init__(self, writer, *, workdir: Path, last_good: Callable[[], str]):
     self._writer = writer
     self._workdir = workdir
     self._last_good = last_good
@@ -388,7 +410,8 @@ class _CheckedWriter:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     for path in self._workdir.glob(f"events.out.tfevents.*.{os.getpid()}.*"):
-      if path.stat().st_mtime < since:
+      stat = path.stat()  # os.stat_result locally; epath's StatResult (whole seconds) remotely
+      if (stat.st_mtime < since) if files.is_local(path) else (stat.mtime < int(since)):
         continue
       try:
         for _ in tf.data.TFRecordDataset(str(path)):
@@ -398,16 +421,26 @@ class _CheckedWriter:
                           f"({_reason(e)}); {self._last_good()}") from None
 
 
-def _replace(path: pathlib.Path, write: Callable, *, last_good: Callable[[], str]) -> None:
-  """Writes ``path`` through a temporary file (``write(binary file)``) and renames it."""
+def _replace(path: Path, write: Callable, *, last_good: Callable[[], str]) -> None:
+  """Writes ``path`` whole or not at all (``files.write_atomic``; ``write(binary file)``)."""
   try:
     files.write_atomic(path, write, sync=True)
-  except OSError as e:
+  except files.io_errors() as e:
     raise OutputError(f"{path}: writing failed ({_reason(e)}); {last_good()}") from None
 
 
-def _append(path: pathlib.Path, text: str, *, last_good: Callable[[], str]) -> None:
-  """Appends ``text`` to ``path`` whole, or not at all (cut back on failure)."""
+def _append(path: Path, text: str, *, last_good: Callable[[], str]) -> None:
+  """Appends ``text`` to ``path`` whole, or not at all (cut back on failure).
+
+  A remote file (object stores cannot append) is rewritten whole with the text added.
+  """
+  if not files.is_local(path):
+    try:
+      old = path.read_bytes() if path.exists() else b""
+      files.write_atomic(path, lambda f: f.write(old + text.encode()))
+    except files.io_errors() as e:
+      raise OutputError(f"{path}: writing failed ({_reason(e)}); {last_good()}") from None
+    return
   size = path.stat().st_size if path.exists() else 0
   try:
     with open(path, "a") as f:
@@ -439,7 +472,7 @@ class Preempted(Exception):
     exit_status: ``PREEMPTED_EXIT_BASE + signum`` (143 for SIGTERM, 130 for SIGINT).
   """
 
-  def __init__(self, step: int, signum: int, directory: pathlib.Path):
+  def __init__(self, step: int, signum: int, directory: Path):
     self.step = int(step)
     self.signum = int(signum)
     self.exit_status = PREEMPTED_EXIT_BASE + self.signum
@@ -525,10 +558,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     Preempted: SIGTERM or SIGINT stopped the run after saving its ``step``.
   """
   with tasks.config_fields_required():
-    return _train_and_evaluate(config, pathlib.Path(workdir))
+    return _train_and_evaluate(config, _as_dir(workdir, field="workdir"))
 
 
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+def _as_dir(path, *, field: str) -> Path:
+  """A local path as ``pathlib.Path`` (as before), a remote one (``gs://``) as ``epath.Path``."""
+  return pathlib.Path(path) if files.is_local(path) else files.as_path(path, field=field)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict:
   started = time.time()  # eval_history's elapsed_s: wall time since this process began the run
   task = tasks.make_task(config)
   # Every other setting, read before anything runs.
@@ -554,7 +592,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path
     return _run(config, workdir, task=task, started=started, is_main=is_main, **settings)
 
 
-def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: tasks.Task,
+def _run(config: ml_collections.ConfigDict, workdir: Path, *, task: tasks.Task,
          started: float, is_main: bool, num_steps: int, batch_size: int, seed: int,
          per_transfer: int, log_every: int, ckpt_every: int, eval_every: int,
          keep_checkpoints: int, divergence_factor: float, divergence_window: int) -> dict:
@@ -582,7 +620,18 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, *, task: task
   mesh = parallel.make_mesh()
   if batch_size % mesh.size:
     raise InputError(f"config.batch_size: {batch_size} does not divide over {mesh.size} devices")
-  manager = ckpt_lib.CheckpointManager(workdir / "checkpoints", max_to_keep=keep_checkpoints)
+  checkpoint_dir = workdir / "checkpoints"
+  if config.get("checkpoint_dir"):
+    checkpoint_dir = _as_dir(config.checkpoint_dir, field="config.checkpoint_dir")
+    files.check_reachable(checkpoint_dir, field="config.checkpoint_dir")
+  if files.is_local(checkpoint_dir):
+    manager = ckpt_lib.CheckpointManager(checkpoint_dir, max_to_keep=keep_checkpoints)
+  else:
+    try:
+      manager = ckpt_lib.CheckpointManager(checkpoint_dir, max_to_keep=keep_checkpoints)
+    except (files.io_errors() + (ValueError,)) as e:
+      raise InputError(f"{checkpoint_dir}: cannot open the checkpoint directory ({_reason(e)})",
+                       field="config.checkpoint_dir") from None
 
   def last_good() -> str:
     good = manager.latest_step()

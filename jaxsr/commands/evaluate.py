@@ -145,6 +145,7 @@ _FLAG_OF_FIELD = {"model": "--model", "weights": "--weights", "checkpoint": "--c
                   "scale": "--scales", "protocol": "--protocol", "data_dir": "--data-dir",
                   "sr_dir": "--sr-dir", "metrics": "--metrics", "format": "--format",
                   "save_images": "--save-images", "report": "--report",
+                  "output_json": "--output-json",
                   "niqe_params": "--niqe-params", "lpips_backbone": "--lpips-backbone",
                   "lpips_linear": "--lpips-linear"}
 
@@ -259,6 +260,9 @@ def run_methods(*, model: str = "bicubic", datasets: str, scales: str | None,
       file headers and sizes; ``field`` names the argument when it is one of the loader's.
   """
   weights, checkpoint, sr_dir = _as_list(weights), _as_list(checkpoint), _as_list(sr_dir)
+  for field, where in (("save_images", save_images), ("report", report)):
+    if where and not files.is_local(where):  # one line, not a hang, for an unreachable store
+      files.check_reachable(where, field=field)
   if weights and model == "bicubic":
     model_family = None  # the loader names --model as missing
   else:
@@ -304,11 +308,11 @@ def run_methods(*, model: str = "bicubic", datasets: str, scales: str | None,
   for m in methods:
     if m.label is None:
       m.label = ("bicubic" if m.kind == "bicubic" else model if m.kind == "weights"
-                 else pathlib.Path(m.path).resolve().name)
+                 else _resolved(m.path).name)
   counts = collections.Counter(m.label for m in methods)
   for m in methods:
     if counts[m.label] > 1 and m.path and not m.named:
-      where = pathlib.Path(m.path).resolve()
+      where = _resolved(m.path)
       m.label = ("/".join(where.parts[-2:]) if m.kind == "sr_dir"
                  else f"{m.label} ({where.name})")
   seen: dict[str, int] = {}
@@ -337,8 +341,8 @@ def run_methods(*, model: str = "bicubic", datasets: str, scales: str | None,
       for name, images in sets:
         folder = eval_lib.find_sr_folder(m.path, dataset=name, scale=scale,
                                          only_set=len(sets) == 1)
-        files = eval_lib.match_sr_files(folder, [i.name for i in images], scale=scale)
-        sr_files[(id(m), name, scale)] = eval_lib.sr_dir_outputs(files, images, scale=scale)
+        matched = eval_lib.match_sr_files(folder, [i.name for i in images], scale=scale)
+        sr_files[(id(m), name, scale)] = eval_lib.sr_dir_outputs(matched, images, scale=scale)
 
   store = _ReportStore() if report else None
   bar = progress if progress is not None else ProgressBar()
@@ -407,7 +411,7 @@ class _ReportStore:
 
 def _on_image(label: str, dataset: str, scale: int, protocol: str, bar: ProgressBar,
               save_images: str | None, store: _ReportStore | None):
-  folder = (pathlib.Path(save_images) / _safe(label) / _safe(dataset) / f"x{scale}"
+  folder = (files.to_path(save_images, field="save_images") / _safe(label) / _safe(dataset) / f"x{scale}"
             if save_images else None)
 
   def on_image(pair, sr_u8, scores):
@@ -420,12 +424,18 @@ def _on_image(label: str, dataset: str, scale: int, protocol: str, bar: Progress
   return on_image
 
 
-def _save_png(path: pathlib.Path, image: np.ndarray) -> None:
+def _resolved(path: str):
+  """A method's path for its label: local ones resolved, remote (gs://) ones as given."""
+  return pathlib.Path(path).resolve() if files.is_local(path) else files.as_path(path)
+
+
+def _save_png(path, image: np.ndarray) -> None:
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
     files.save_png(path, image)
-  except OSError as e:
-    raise InputError(f"{path}: cannot write image ({e.strerror or e})",
+  except files.io_errors() as e:
+    reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [""])[0][:200]
+    raise InputError(f"{path}: cannot write image ({reason})",
                      field="save_images") from None
 
 
@@ -447,6 +457,9 @@ def run(*, model: str, datasets: str, scales: str | None, protocol: str | None,
   Raises:
     InputError: bad input; ``field`` names the argument when it is one of the loader's.
   """
+  if output_json and not files.is_local(output_json):
+    files.check_reachable(files.as_path(output_json, field="output_json").parent,
+                          field="output_json")
   table = run_methods(model=model, datasets=datasets, scales=scales, protocol=protocol,
                       data_dir=data_dir, weights=weights, checkpoint=checkpoint, sr_dir=sr_dir,
                       bicubic=bicubic, force_scale=force_scale, metrics=metrics,
@@ -462,10 +475,15 @@ def run(*, model: str, datasets: str, scales: str | None, protocol: str | None,
     print(eval_lib.format_comparison(table, fmt=fmt, metrics=metric_names, provenance=provenance))
   notes = sys.stderr if fmt == "json" else sys.stdout  # stdout stays one JSON document
   if output_json:
-    path = eval_lib.write_document(output_json, document)
+    try:
+      path = eval_lib.write_document(output_json, document)
+    except files.io_errors() as e:
+      reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [""])[0][:200]
+      raise InputError(f"{output_json}: cannot write the results ({reason})",
+                       field="output_json") from None
     print(f"wrote {path}", file=notes)
   if report:
-    print(f"wrote {pathlib.Path(report) / 'index.html'}", file=notes)
+    print(f"wrote {files.to_path(report) / 'index.html'}", file=notes)
   return [e for _, entries in table for e in entries]
 
 

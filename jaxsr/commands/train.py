@@ -50,7 +50,8 @@ RECIPE_PREFIX = "recipe:"
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config: a config file, or recipe:NAME for a recipe packaged with "
     "jaxsr (jaxsr/recipes/NAME.py).", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and summary.json go.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and summary.json go "
+                               "(a local folder or gs://bucket/path).")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                   "Call jax.distributed.initialize() and let JAX detect the "
                                   "cluster (Cloud TPU, SLURM, Open MPI, ...).")
@@ -63,7 +64,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 _FLAG_NAMES = ("config", "workdir", "distributed", "coordinator_address", "num_processes",
                "process_id")
 # Library error fields (InputError.field) -> the config field that sets them.
-_FLAG_OF_FIELD = {"scale": "config.scale", "model": "config.model"}
+_FLAG_OF_FIELD = {"scale": "config.scale", "model": "config.model", "workdir": "--workdir"}
 
 
 class _QuietOrbax(std_logging.Filter):

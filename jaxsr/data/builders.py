@@ -19,6 +19,9 @@ Contract:
   * tfds image features need a fixed channel count, so greyscale images are stored replicated
     to 3 channels with ``channels == 1``; ``examples()``/``eval_examples()`` give them back as
     ``[H, W, 1]`` (a grey image is its own Y in the evaluation protocol).
+  * The manual folder and the tfds ``data_dir`` may also be remote (``gs://...``, anything
+    ``etils.epath`` / ``tf.io.gfile`` know; ``jaxsr.files``): images are read through
+    ``etils.epath`` and tfds writes and reads its records through ``tf.io.gfile``.
   * Bad input: a corrupt or unreadable image fails the build with an ``InputError`` naming the
     file (a silently partial benchmark would give wrong tables). Images smaller than the
     largest scale are skipped with a warning that counts them. Greyscale, RGBA (alpha dropped)
@@ -62,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxsr import files
 from jaxsr.data.embedded import embedded_images
 from jaxsr.data.images import IMAGE_EXTENSIONS, read_image
 from jaxsr.data.images import find_folder as _find_folder
@@ -165,7 +169,8 @@ class SRConfig(tfds.core.BuilderConfig):
       raise InputError(f'scales must be integers >= 2, got {scales}')
     name = '_'.join(f'x{s}' for s in scales)
     if folder is not None:
-      folder = str(pathlib.Path(folder).expanduser().resolve())
+      folder = (str(pathlib.Path(folder).expanduser().resolve()) if files.is_local(folder)
+                else str(files.as_path(folder)))
       name += '-' + hashlib.sha1(folder.encode()).hexdigest()[:12]
     return cls(name=name, scales=scales, folder=folder,
                description=f'LR scales {scales}' + (f' from {folder}' if folder else ''))
@@ -228,7 +233,7 @@ class _SRBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
     if manual_dir is None:
       raise self._layout_error(None, 'no data folder')
-    root = pathlib.Path(manual_dir).expanduser()
+    root = _dir(manual_dir)
     if not root.is_dir():
       raise self._layout_error(root, 'no such folder')
     sources = {}
@@ -331,7 +336,7 @@ class JaxsrDf2k(_SRBuilder):
   def find_sources(self, manual_dir):
     if manual_dir is None:
       raise self._layout_error(None, 'no data folder')
-    root = pathlib.Path(manual_dir).expanduser()
+    root = _dir(manual_dir)
     if not root.is_dir():
       raise self._layout_error(root, 'no such folder')
     found = {}
@@ -360,7 +365,7 @@ class JaxsrImageFolder(_SRBuilder):
     folder = manual_dir or self.builder_config.folder
     if folder is None:
       raise self._layout_error(None, 'no folder given')
-    root = pathlib.Path(folder).expanduser()
+    root = _dir(folder)
     if not root.is_dir():
       raise self._layout_error(root, 'no such folder')
     sources = {}
@@ -409,16 +414,21 @@ def builder_names() -> list[str]:
 # Loading.
 
 
+def _dir(path):
+  """A folder: local as ``pathlib.Path`` (``~`` expanded), remote (``gs://``) as ``epath.Path``."""
+  return files.to_path(path).expanduser()
+
+
 def _default_manual_dir(manual_dir):
   if manual_dir is not None:
-    return pathlib.Path(manual_dir).expanduser()
+    return _dir(manual_dir)
   env = os.environ.get('JAXSR_DATA_DIR')
-  return pathlib.Path(env.split(os.pathsep)[0]).expanduser() if env else None
+  return _dir(files.split_paths(env)[0]) if env else None
 
 
 def _default_data_dir(data_dir):
   if data_dir is not None:
-    return os.fspath(pathlib.Path(data_dir).expanduser())
+    return os.fspath(_dir(data_dir))
   return os.environ.get('JAXSR_TFDS_DIR') or None  # None: tfds' default (~/tensorflow_datasets)
 
 

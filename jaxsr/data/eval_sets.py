@@ -4,6 +4,7 @@ A registered name is looked up as a folder of HR images under the data directori
 ``data_dir`` argument, then ``$JAXSR_DATA_DIR``, with ``jaxsr.data.images.find_folder`` (the same
 layouts the tfds builders accept: ``<Name>``, ``benchmarks/<Name>``, ``datasets/<Name>``, ... and
 their ``HR`` / ``GTmod12`` / ``original`` subfolders). ``embedded`` is the test split of the embedded default images (no files needed).
+Data directories and folder paths may be remote (``gs://bucket/...``; ``jaxsr.files``).
 Whole images come out in their own sizes, uint8 ``[H, W, 1 or 3]``, sorted by file name.
 """
 
@@ -16,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxsr import files
 from jaxsr.data.embedded import embedded_images
 from jaxsr.data.images import find_folder, list_images, read_image
 from jaxsr.errors import InputError
@@ -51,8 +53,8 @@ def _data_dirs(data_dir: str | os.PathLike | Sequence[str | os.PathLike] | None)
   if data_dir:
     dirs += [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
   if os.environ.get("JAXSR_DATA_DIR"):
-    dirs += os.environ["JAXSR_DATA_DIR"].split(os.pathsep)
-  return [pathlib.Path(d).expanduser() for d in dirs]
+    dirs += files.split_paths(os.environ["JAXSR_DATA_DIR"])
+  return [files.to_path(d).expanduser() for d in dirs]
 
 
 def resolve_eval_set(spec: str, *, data_dir=None) -> tuple[str, pathlib.Path | None]:
@@ -76,6 +78,11 @@ def resolve_eval_set(spec: str, *, data_dir=None) -> tuple[str, pathlib.Path | N
         f"{spec}: dataset folder not found; expected the HR images of {display} in "
         f"<data dir>/{folders[0]} or <data dir>/benchmarks/{folders[0]} (pass --data-dir or set "
         f"JAXSR_DATA_DIR); looked under {where}")
+  if not files.is_local(spec):  # a remote folder (gs://bucket/set)
+    path = files.check_reachable(spec)
+    if not path.is_dir():
+      raise InputError(f"{spec}: not a folder of images" if path.exists() else f"{spec}: no such folder")
+    return path.name, path
   path = pathlib.Path(spec).expanduser()
   if path.exists() or os.sep in spec or spec.startswith("."):
     if not path.is_dir():

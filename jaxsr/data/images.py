@@ -7,12 +7,16 @@ frames (an animated GIF, PNG or WebP, a multi-page TIFF) gives its first frame, 
 warning that names the file and the number of frames dropped. Anything that cannot be decoded
 raises ``jaxsr.errors.InputError`` naming the file.
 
+Paths may be local or remote (``gs://...``, anything ``etils.epath`` knows, see
+``jaxsr.files``): remote files are read whole through ``etils.epath`` and decoded from memory.
+
 ``IMAGE_EXTENSIONS`` are the suffixes a folder is searched for; a file named on its own is read
 whatever its suffix, so a folder and its files listed one by one give the same images.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 import warnings
@@ -21,6 +25,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jaxsr import files as files_lib
 from jaxsr.errors import InputError
 
 __all__ = ["IMAGE_EXTENSIONS", "find_folder", "has_images", "image_files", "list_images", "read_image"]
@@ -45,7 +50,7 @@ def has_images(folder: pathlib.Path) -> bool:
   try:
     return folder.is_dir() and any(
         p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir() if p.is_file())
-  except OSError:
+  except files_lib.io_errors():
     return False
 
 
@@ -72,7 +77,9 @@ def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
   Raises:
     InputError: the folder does not exist, is not a folder, or holds no image files.
   """
-  folder = pathlib.Path(folder)
+  folder = files_lib.to_path(folder)
+  if not files_lib.is_local(folder):
+    files_lib.check_reachable(folder)  # one line, not a hang, when its file system does not answer
   if not folder.exists():
     raise InputError(f"{folder}: no such folder")
   if not folder.is_dir():
@@ -116,15 +123,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
   Raises:
     InputError: missing, unreadable or corrupt file.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise InputError(f"{path}: no such image file")
-  with open(path, "rb") as f:
-    header = f.read(26)
-  if header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16:
-    return _read_png16(path, path.read_bytes())
+  path = files_lib.to_path(path)
+  local = files_lib.is_local(path)
   try:
-    with Image.open(path) as img:
+    if not path.is_file():
+      raise InputError(f"{path}: no such image file")
+    data = None if local else path.read_bytes()  # remote: one read, decoded from memory
+  except files_lib.io_errors() as e:
+    raise InputError(f"{path}: cannot read image ({type(e).__name__}: "
+                     f"{(str(e).splitlines() or [''])[0][:200]})") from None
+  if local:
+    with open(path, "rb") as f:
+      header = f.read(26)
+  else:
+    header = data[:26]
+  if header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[24] == 16:
+    return _read_png16(path, path.read_bytes() if local else data)
+  try:
+    with Image.open(path if local else io.BytesIO(data)) as img:
       frames = int(getattr(img, "n_frames", 1) or 1)
       if frames > 1:
         warnings.warn(f"{path}: {frames} frames; only the first is used (the other "

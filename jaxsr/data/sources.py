@@ -20,6 +20,8 @@ Contract:
     ``0001x2.png``); every pair's sizes are checked from the file headers up front: the LR must
     be ``(H // s, W // s)`` of its HR. The LR is used as given (not re-made), so real LR/HR pairs
     work too.
+  * Paths (folders, a tfds ``data_dir``) may be remote (``gs://...``; ``jaxsr.files``): remote
+    files are read through ``etils.epath`` / ``tf.io.gfile`` (records by seek and read).
   * Bad input: one-line ``InputError`` naming the folder or file: a missing folder, a folder
     without images, an HR without an LR (or the reverse), an LR whose size does not match its HR
     at the scale, a corrupt image.
@@ -38,6 +40,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from jaxsr import files
 from jaxsr.data import images as images_lib
 from jaxsr.data.builders import SRExample
 from jaxsr.errors import InputError
@@ -114,7 +117,7 @@ class RecordSource(Source):
   def read(self, index: int) -> bytes:
     """The serialized ``tf.train.Example`` of record ``index``."""
     path, offset, length = self._records[index]
-    with open(path, 'rb') as f:
+    with _open(path) as f:
       f.seek(offset)
       data = f.read(length)
     if len(data) != length:
@@ -139,8 +142,8 @@ class RecordSource(Source):
 def _record_offsets(path: str) -> list[tuple[int, int]]:
   """``[(data offset, length)]`` of the records of a TFRecord file (headers only)."""
   out = []
-  size = os.path.getsize(path)
-  with open(path, 'rb') as f:
+  size = os.path.getsize(path) if files.is_local(path) else files.as_path(path).stat().length
+  with _open(path) as f:
     pos = 0
     while pos < size:
       f.seek(pos)
@@ -217,10 +220,18 @@ class FolderSource(Source):
     return SRExample(self.names[index], hr, lr)
 
 
-def _size(path: pathlib.Path) -> tuple[int, int]:
+def _open(path):
+  """A binary file: ``open`` for a local path, ``etils.epath`` (``tf.io.gfile``) for a remote one."""
+  return open(path, 'rb') if files.is_local(path) else files.as_path(path).open('rb')
+
+
+def _size(path) -> tuple[int, int]:
   """(width, height) from the file header."""
   try:
-    with Image.open(path) as img:
+    if files.is_local(path):
+      with Image.open(path) as img:
+        return img.size
+    with _open(path) as f, Image.open(f) as img:
       return img.size
-  except (OSError, ValueError, SyntaxError) as e:
+  except (files.io_errors() + (ValueError, SyntaxError)) as e:
     raise InputError(f'{path}: cannot read image ({type(e).__name__}: {e})') from None

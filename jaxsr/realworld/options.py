@@ -48,8 +48,9 @@ class RealESRGANOptions:
     resize_modes: interpolation modes drawn uniformly at every resize (PyTorch's
       ``F.interpolate``: ``area``, ``bilinear``, ``bicubic``, no antialiasing).
     sharpen_input: degrade the USM-sharpened HR (as BasicSR's ``RealESRGANModel`` does).
-    sharpen_target: the trainer's L1/perceptual/GAN targets are USM-sharpened (read by the
-      trainer; ``degrade_batch`` ignores it).
+    sharpen_target: the trainer may USM-sharpen its targets at all (the master switch; which
+      loss sees a sharpened target is the trainer's choice, see ``jaxsr.tasks.realesrgan``;
+      ``degrade_batch`` ignores it).
     usm_weight, usm_radius, usm_threshold: the unsharp-mask parameters (``usm_sharpen``).
   """
   kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)

@@ -91,6 +91,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 100
   config.checkpoint_every_steps = 1000
   config.keep_checkpoints = 3
+  # Where checkpoints go; empty: <workdir>/checkpoints. Any path Orbax/tensorstore writes
+  # (local or gs://), e.g. to keep checkpoints apart from a workdir on another file system.
+  config.checkpoint_dir = ""
   config.eval_every_steps = 0  # 0: only at the end
   # Divergence guard (jaxsr.train_lib): at each log or checkpoint step, a mean loss above
   # divergence_factor x the median of the last divergence_window logged means (before the
@@ -110,7 +113,11 @@ def add_degradation_fields(config: ml_collections.ConfigDict, *,
   recipe); see ``jaxsr.tasks.realesrgan``.
   """
   config.degradation = ml_collections.ConfigDict(
-      {"enabled": enabled, **dataclasses.asdict(realworld.RealESRGANOptions())})
+      {"enabled": enabled, **dataclasses.asdict(realworld.RealESRGANOptions()),
+       # Which losses see the USM-sharpened HR (with sharpen_target on): BasicSR's l1_gt_usm,
+       # percep_gt_usm, gan_gt_usm and their Real-ESRGAN defaults.
+       "sharpen_pixel_target": True, "sharpen_perceptual_target": True,
+       "sharpen_gan_target": False})
   return config
 
 

@@ -13,9 +13,11 @@ perceptual term the L1 distance of VGG19 features before ReLU, ``conv1_2`` 0.1, 
 normalisation (``unet_discriminator``); HR 256 (LR 64), batch 48; Adam (0.9, 0.99), lr 1e-4 for
 both networks, 400k steps; EMA 0.999. The degradation is drawn on device inside the step.
 
-Difference: the L1, perceptual and GAN targets are all the USM-sharpened HR (BasicSR gives the
-discriminator the unsharpened HR); set ``--config.degradation.sharpen_target=False`` for
-unsharpened targets everywhere.
+As in BasicSR, the L1 and perceptual targets are the USM-sharpened HR and the discriminator's
+real images the plain HR (``degradation.sharpen_pixel_target``, ``sharpen_perceptual_target``,
+``sharpen_gan_target``: True, True, False, BasicSR's ``l1_gt_usm``, ``percep_gt_usm``,
+``gan_gt_usm``); ``--config.degradation.sharpen_target=False`` gives unsharpened targets
+everywhere.
 """
 
 from jaxsr.recipes import common

@@ -5,13 +5,13 @@
       --config.init_from=runs/rrdb_x4 --config.manual_dir=DATA
 
 The published ``train_realesrnet_x4plus.yml``: RRDBNet (23 RRDB, nf 64, gc 32) started from a
-PSNR-oriented ESRGAN generator (``init_from``; its EMA weights); L1 against the USM-sharpened HR;
-HR crops 256 (LR 64), batch 48 (4 GPUs x 12), DF2K+OST (here ``df2k``; any folder with
-``--config.data.hr_folder``); Adam (0.9, 0.99), lr 2e-4 halved at 1M of 1M steps (i.e.
-constant); EMA 0.999. The second-order degradation (``config.degradation``, Real-ESRGAN x4plus's
-values) runs on device inside the step (``jaxsr.tasks.realesrgan``). Its checkpoint initialises
-configs/realesrgan_x4.py. The evaluation on Set5/Set14 uses their bicubic LR: a sanity check
-only, not the model's target.
+PSNR-oriented ESRGAN generator (``init_from``; its EMA weights); L1 against the USM-sharpened HR
+(``degradation.sharpen_pixel_target``); HR crops 256 (LR 64), batch 48 (4 GPUs x 12), DF2K+OST
+(here ``df2k``; any folder with ``--config.data.hr_folder``); Adam (0.9, 0.99), lr 2e-4 halved
+at 1M of 1M steps (i.e. constant); EMA 0.999. The second-order degradation
+(``config.degradation``, Real-ESRGAN x4plus's values) runs on device inside the step
+(``jaxsr.tasks.realesrgan``). Its checkpoint initialises configs/realesrgan_x4.py. The
+evaluation on Set5/Set14 uses their bicubic LR: a sanity check only, not the model's target.
 """
 
 from jaxsr.recipes import common

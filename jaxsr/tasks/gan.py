@@ -10,14 +10,19 @@ as a generator checkpoint: ``jaxsr.checkpoint.load_model``, ``eval.py --checkpoi
 ``d_batch_stats``; and the frozen VGG19 weights under ``vgg`` (``{}`` when no feature loss is
 on). ``GANTask.state_dict`` leaves ``vgg`` out of checkpoints: it is loaded again at start-up.
 
-The step (``make_gan_step``) is one pure function ``(state, batch) -> (state, metrics)``. It
-runs the generator once (``sr = G(lr)``) and the discriminator twice in train mode (HR, then
+The step (``make_gan_step``) is one pure function ``(state, batch) -> (state, metrics)``. The
+batch is ``{'lr': [B, h, w, C], 'hr': [B, s*h, s*w, C]}`` float32 in [0, 1], optionally with
+``'hr_perceptual'`` (the target of the VGG feature losses) and ``'hr_real'`` (the
+discriminator's real images), both shaped as ``'hr'`` and ``'hr'`` where absent (Real-ESRGAN
+gives its losses differently sharpened targets: ``jaxsr.tasks.realesrgan``). It runs the
+generator once (``sr = G(lr)``) and the discriminator twice in train mode (``hr_real``, then
 SR, its batch statistics carried from the first pass to the second). The generator loss is
 
-  ``pixel_weight * pixel(sr, hr) + perceptual_weight * perceptual(sr, hr)
-    + style_weight * style(sr, hr) + adversarial_weight * gan_g_loss(kind, D(hr), D(sr))``
+  ``pixel_weight * pixel(sr, hr) + perceptual_weight * perceptual(sr, hr_perceptual)
+    + style_weight * style(sr, hr_perceptual)
+    + adversarial_weight * gan_g_loss(kind, D(hr_real), D(sr))``
 
-and the discriminator loss ``gan_d_loss(kind, D(hr), D(stop_gradient(sr)))``. Both gradients
+and the discriminator loss ``gan_d_loss(kind, D(hr_real), D(stop_gradient(sr)))``. Both gradients
 use the discriminator's parameters from before this step (BasicSR's alternating update with a
 detached SR output computes the same); then both optimizers step and the generator's EMA
 follows. Nothing in it branches on data, so it compiles once.
@@ -174,6 +179,8 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
 
   def step(state: GANState, batch: dict) -> tuple[GANState, dict]:
     lr_img, hr = batch["lr"], batch["hr"]
+    hr_features = batch.get("hr_perceptual", hr)  # keys present or not at trace time: static
+    hr_real = batch.get("hr_real", hr)
 
     def generate(params):
       variables = {"params": cast(params)}
@@ -187,7 +194,7 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
     sr, g_vjp, g_stats = jax.vjp(generate, state.params, has_aux=True)
 
     def discriminate(d_params, fake):
-      real_logits, stats = d_apply(d_params, state.d_batch_stats, hr)
+      real_logits, stats = d_apply(d_params, state.d_batch_stats, hr_real)
       fake_logits, stats = d_apply(d_params, stats, fake)
       return (real_logits, fake_logits), stats
 
@@ -205,10 +212,11 @@ def make_gan_step(generator: nn.Module, discriminator: nn.Module,
       terms = {
           "g_pixel": pixel_fn(sr_img, hr) if pixel_weight else zero,
           "g_perceptual": (losses.perceptual_loss(
-              state.vgg, sr_img, hr, layer_weights=perceptual_layers,
+              state.vgg, sr_img, hr_features, layer_weights=perceptual_layers,
               criterion=perceptual_criterion, compute_dtype=vgg_dtype)
                            if perceptual_weight else zero),
-          "g_style": (losses.style_loss(state.vgg, sr_img, hr, layer_weights=style_layers,
+          "g_style": (losses.style_loss(state.vgg, sr_img, hr_features,
+                                        layer_weights=style_layers,
                                         criterion=perceptual_criterion,
                                         compute_dtype=vgg_dtype)
                       if style_weight else zero),
