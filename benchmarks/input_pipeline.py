@@ -3,6 +3,7 @@
 Usage:
   python benchmarks/input_pipeline.py [--json FILE] [--quick]
   python benchmarks/input_pipeline.py --stream-only [--sizes 50,200] [--json FILE]
+  python benchmarks/input_pipeline.py --no-lr [--images 8] [--lr-steps 100] [--json FILE]
 
 Measures, on this machine:
   * T91 (../shared/data/train/T91 when present, else the embedded default): patches/s of
@@ -17,6 +18,12 @@ Measures, on this machine:
     synthetic 2040x1356 LR/HR pairs written to a temporary folder, read as paired folders):
     patches/s and the peak RSS of a fresh subprocess per configuration (``resource.getrusage``),
     for ``mode='stream'`` (bounded memory) and ``mode='memory'`` (the cache grows with the set).
+  * ``--no-lr``: what the host-side bicubic LR costs the Real-ESRGAN recipes, whose step makes
+    its LR from the HR crop on device (``Task.needs_lr`` False -> ``with_lr=False``): an HR
+    folder of synthetic 2040x1356 PNGs (``--images``), x4, LR patch 64 (HR 256), batch 12, in
+    ``mode='memory'`` and ``mode='stream'``, each with and without the LR: process CPU seconds
+    (all threads) of the setup (cache fill / first block) and of ``--lr-steps`` steps, CPU ms per
+    patch and wall patches/s, and a check that the HR batches are identical.
 tfds autocache is off everywhere (``builders.examples`` reads with ``try_autocache=False``).
 """
 
@@ -244,6 +251,45 @@ def stream_section(tmp: pathlib.Path, sizes: list[int], steps: int, buffer: int,
   return rows
 
 
+def lr_cost_section(tmp: pathlib.Path, images: int, steps: int, buffer: int,
+                    crops: int) -> list[dict]:
+  """``--no-lr``: the pipeline's CPU with and without the LR (module docstring)."""
+  folder = tmp / 'hr2k'
+  if not folder.is_dir():
+    synthetic_2k(folder, images)
+  rows = []
+  for mode in ('memory', 'stream'):
+    first = {}
+    for with_lr in (True, False):
+      cpu, wall = time.process_time(), time.perf_counter()
+      p = pipeline.make_pipeline(scale=4, batch_size=12, lr_patch_size=64, mode=mode,
+                                 hr_folder=folder, process_index=0, process_count=1,
+                                 shuffle_buffer=buffer, crops_per_image=crops,
+                                 memory_limit_mb=4096, with_lr=with_lr)
+      batches = [p.batch(0)]  # stream mode: decodes the first blocks
+      setup_cpu, setup_wall = time.process_time() - cpu, time.perf_counter() - wall
+      cpu, wall = time.process_time(), time.perf_counter()
+      it = p.iterate(start_step=1, num_steps=steps, prefetch=2, workers=1)
+      batches += [b for k, b in enumerate(it) if k < 3]  # (the rest is consumed and dropped)
+      run_cpu, run_wall = time.process_time() - cpu, time.perf_counter() - wall
+      patches = steps * p.batch_size
+      hr = [b['hr'] for b in batches[:4]]
+      if with_lr:
+        first = hr
+      row = {'mode': mode, 'with_lr': with_lr, 'images': images, 'steps': steps,
+             'setup_cpu_s': setup_cpu, 'setup_wall_s': setup_wall, 'run_cpu_s': run_cpu,
+             'run_wall_s': run_wall, 'cpu_ms_per_patch': 1e3 * run_cpu / patches,
+             'patches_per_s': patches / run_wall, 'batch_keys': sorted(batches[0])}
+      if not with_lr:
+        row['hr_identical_first_4_batches'] = all(np.array_equal(a, b) for a, b in zip(first, hr))
+      if mode == 'stream':
+        row.update(shuffle_buffer=buffer, crops_per_image=crops, estimated_mb=p.estimated_mb)
+      print(json.dumps(row), flush=True)
+      rows.append(row)
+      del p, it, batches
+  return rows
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--json', help='write the figures to this file')
@@ -254,6 +300,10 @@ def main() -> None:
   parser.add_argument('--buffer', type=int, default=2, help='stream shuffle_buffer')
   parser.add_argument('--crops', type=int, default=64, help='stream crops_per_image')
   parser.add_argument('--stream-steps', type=int, default=150)
+  parser.add_argument('--no-lr', action='store_true',
+                      help='only the with/without host LR section (Real-ESRGAN recipes)')
+  parser.add_argument('--images', type=int, default=8, help='2K images of the --no-lr section')
+  parser.add_argument('--lr-steps', type=int, default=100, help='steps of the --no-lr section')
   parser.add_argument('--child', help=argparse.SUPPRESS)
   parser.add_argument('--child-mode', help=argparse.SUPPRESS)
   parser.add_argument('--child-steps', type=int, help=argparse.SUPPRESS)
@@ -261,6 +311,15 @@ def main() -> None:
   if args.child:
     print(json.dumps(stream_child(args.child, args.child_mode, args.child_steps, args.buffer,
                                   args.crops)))
+    return
+  if args.no_lr:
+    with tempfile.TemporaryDirectory() as tmp:
+      rows = lr_cost_section(pathlib.Path(tmp), args.images, args.lr_steps, args.buffer,
+                             args.crops)
+    if args.json:
+      pathlib.Path(args.json).write_text(json.dumps(
+          {'machine': {'cpu': cpu_model(), 'cores': os.cpu_count()}, 'no_lr': rows}, indent=1)
+          + '\n')
     return
   if args.stream_only:
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,8 @@ Contract:
     ``InputError`` before anything runs.
   * The task's step is jit-compiled once over a 1-D ``data`` mesh of all devices of all hosts
     (``jaxsr.parallel``) with the state replicated and donated and the batch sharded. Batches
-    ``{'lr': [B, p, p, C], 'hr': [B, s*p, s*p, C]}`` (float32 in [0, 1]) reach the devices in
+    ``{'lr': [B, p, p, C], 'hr': [B, s*p, s*p, C]}`` (float32 in [0, 1]; ``hr`` alone for a task
+    whose ``needs_lr`` is False: it makes its LR on device) reach the devices in
     stacks of ``config.batches_per_transfer`` (``stack_batches``), the step picking its own
     (``step_on_stack``). No host-side Python runs per step inside it.
   * Guards, checked on the host at every log and checkpoint step before anything is saved: a
@@ -145,10 +146,14 @@ def _eval_names(config: ml_collections.ConfigDict) -> list[str]:
   return [d.strip() for d in str(config.eval_datasets or "").split(",") if d.strip()]
 
 
-def _pipeline_kwargs(config: ml_collections.ConfigDict, *, channels: int) -> dict:
-  """``jaxsr.data.train_dataset``'s arguments but the start and number of steps."""
+def _pipeline_kwargs(config: ml_collections.ConfigDict, *, channels: int,
+                     with_lr: bool = True) -> dict:
+  """``jaxsr.data.train_dataset``'s arguments but the start and number of steps.
+
+  ``with_lr``: the task's ``needs_lr`` (False: HR crops only, the same ones).
+  """
   data = config.data
-  kwargs = dict(name=config.dataset, y_channel=channels == 1,
+  kwargs = dict(name=config.dataset, y_channel=channels == 1, with_lr=bool(with_lr),
                 hr_rescales=tuple(config.hr_rescales), batch_size=int(config.batch_size),
                 seed=int(config.seed), data_dir=config.data_dir, manual_dir=config.manual_dir,
                 mode=str(data.mode), shards=int(data.shards) or None,
@@ -558,12 +563,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     Preempted: SIGTERM or SIGINT stopped the run after saving its ``step``.
   """
   with tasks.config_fields_required():
-    return _train_and_evaluate(config, _as_dir(workdir, field="workdir"))
-
-
-def _as_dir(path, *, field: str) -> Path:
-  """A local path as ``pathlib.Path`` (as before), a remote one (``gs://``) as ``epath.Path``."""
-  return pathlib.Path(path) if files.is_local(path) else files.as_path(path, field=field)
+    return _train_and_evaluate(config, files.to_path(workdir, field="workdir"))
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict:
@@ -604,7 +604,7 @@ def _run(config: ml_collections.ConfigDict, workdir: Path, *, task: tasks.Task,
   channels = getattr(model, "channels", 3)
   init_from = config.init_from
   identity = _identity(config)
-  pipeline_kwargs = _pipeline_kwargs(config, channels=channels)
+  pipeline_kwargs = _pipeline_kwargs(config, channels=channels, with_lr=task.needs_lr)
   eval_datasets = _eval_names(config)
   scale = int(config.scale)
   eval_data_dir = config.eval_data_dir
@@ -622,16 +622,15 @@ def _run(config: ml_collections.ConfigDict, workdir: Path, *, task: tasks.Task,
     raise InputError(f"config.batch_size: {batch_size} does not divide over {mesh.size} devices")
   checkpoint_dir = workdir / "checkpoints"
   if config.get("checkpoint_dir"):
-    checkpoint_dir = _as_dir(config.checkpoint_dir, field="config.checkpoint_dir")
+    checkpoint_dir = files.to_path(config.checkpoint_dir, field="config.checkpoint_dir")
     files.check_reachable(checkpoint_dir, field="config.checkpoint_dir")
-  if files.is_local(checkpoint_dir):
+  try:
     manager = ckpt_lib.CheckpointManager(checkpoint_dir, max_to_keep=keep_checkpoints)
-  else:
-    try:
-      manager = ckpt_lib.CheckpointManager(checkpoint_dir, max_to_keep=keep_checkpoints)
-    except (files.io_errors() + (ValueError,)) as e:
-      raise InputError(f"{checkpoint_dir}: cannot open the checkpoint directory ({_reason(e)})",
-                       field="config.checkpoint_dir") from None
+  except (files.io_errors() + (ValueError,)) as e:
+    if files.is_local(checkpoint_dir):
+      raise
+    raise InputError(f"{checkpoint_dir}: cannot open the checkpoint directory ({_reason(e)})",
+                     field="config.checkpoint_dir") from None
 
   def last_good() -> str:
     good = manager.latest_step()

@@ -562,3 +562,81 @@ def test_config_data_order_reaches_the_pipeline(tmp_path):
   with pytest.raises(InputError, match='not available in stream mode') as e:
     pipeline.make_pipeline('embedded', process_index=0, process_count=1, **kwargs)
   assert e.value.field == 'order'
+
+
+# -- with_lr=False: HR crops only (tasks that make their LR on device) ---------------------------
+
+
+_HR_ONLY_CASES = {
+    'memory': dict(scale=2, lr_patch_size=5),
+    'stream': dict(scale=2, lr_patch_size=5, shuffle_buffer=2, crops_per_image=3),
+    'memory-no-stored-lr': dict(scale=3, lr_patch_size=6),
+    'stream-no-stored-lr': dict(scale=3, lr_patch_size=6, shuffle_buffer=2, crops_per_image=3),
+    'y-channel': dict(scale=3, lr_patch_size=6, y_channel=True),
+    'multiscale': dict(scale=(2, 3), hr_patch_size=12),
+    'rescales': dict(scale=2, lr_patch_size=8, hr_rescales=(1.0, 0.7)),
+    'host-order': dict(scale=2, lr_patch_size=5, order='host'),
+}
+
+
+@pytest.mark.parametrize('case', list(_HR_ONLY_CASES))
+def test_hr_only_batches_are_the_hr_crops_of_the_paired_batches(case):
+  kwargs = dict(_HR_ONLY_CASES[case])
+  cls = pipeline.StreamPipeline if case.startswith('stream') else pipeline.TrainPipeline
+  if case in ('memory', 'stream', 'host-order'):
+    examples = _coded(7)
+  else:  # no stored LR: the crop range comes from the bicubic LR's size, H // s x W // s
+    examples = [SRExample(ex.name, ex.hr, {}) for ex in _smooth_examples(n=5, scales=())]
+  paired = cls(examples, batch_size=6, seed=5, **kwargs)
+  hr_only = cls(examples, batch_size=6, seed=5, with_lr=False, **kwargs)
+  assert all(not item.lr for item in hr_only.items)  # no LR made or cached
+  for k, got in zip(range(2, 6), hr_only.iterate(start_step=2, num_steps=4, workers=2)):
+    want = paired.batch(k)
+    assert set(got) == set(want) - {'lr'}, k
+    for key in got:  # 'hr' (and 'scale'): the same bytes, order, flips and turns
+      np.testing.assert_array_equal(got[key], want[key], err_msg=f'{case} step {k} {key}')
+    np.testing.assert_array_equal(hr_only.batch(k)['hr'], got['hr'])  # a pure function of k
+
+
+def test_hr_only_tf_dataset_and_topologies():
+  examples = _coded(8)
+
+  def make(**hosts):
+    return pipeline.TrainPipeline(examples, scale=2, batch_size=8, lr_patch_size=5, seed=2,
+                                  with_lr=False, **hosts)
+
+  p = make()
+  got = list(tfds.as_numpy(p.as_tf_dataset(start_step=1, num_steps=2)))
+  assert [sorted(b) for b in got] == [['hr'], ['hr']]
+  for k, batch in enumerate(got):
+    np.testing.assert_array_equal(batch['hr'], p.batch(1 + k)['hr'])
+  np.testing.assert_array_equal(_global(make, 4, 3)['hr'], p.batch(3)['hr'])
+
+
+def test_hr_only_batches_stack_and_shard():
+  from jaxsr import parallel  # pylint: disable=g-import-not-at-top
+  from jaxsr import train_lib  # pylint: disable=g-import-not-at-top
+  p = pipeline.TrainPipeline(_coded(4), scale=2, batch_size=4, lr_patch_size=5, with_lr=False)
+  (stack, count), = train_lib.stack_batches(p.iterate(num_steps=3), 4)
+  assert count == 3 and sorted(stack) == ['hr'] and stack['hr'].shape == (4, 4, 10, 10, 3)
+  sharded = parallel.shard_batch(stack, parallel.make_mesh(), batch_axis=1)
+  np.testing.assert_array_equal(np.asarray(sharded['hr']), stack['hr'])
+
+
+def test_tasks_declare_whether_they_need_the_host_lr(tmp_path):
+  from jaxsr import tasks  # pylint: disable=g-import-not-at-top
+  from jaxsr import train_lib  # pylint: disable=g-import-not-at-top
+  from jaxsr.recipes import realesrnet_x4  # pylint: disable=g-import-not-at-top
+  from jaxsr.recipes import test as test_recipe  # pylint: disable=g-import-not-at-top
+  assert tasks.make_task(test_recipe.get_config()).needs_lr  # bicubic pairs: the LR is read
+  config = realesrnet_x4.get_config()
+  config.model_overrides.update(num_feat=4, num_block=1, num_grow_ch=4)
+  assert not tasks.make_task(config).needs_lr  # the degradation makes the LR on device
+  config.data.lr_folder = str(tmp_path)  # paired folders: the degradation is off
+  assert tasks.make_task(config).needs_lr
+  config.data.lr_folder = None
+  config.degradation.enabled = False  # bicubic fine-tuning
+  assert tasks.make_task(config).needs_lr
+  kwargs = train_lib._pipeline_kwargs  # pylint: disable=protected-access
+  assert kwargs(config, channels=3, with_lr=False)['with_lr'] is False
+  assert kwargs(config, channels=3)['with_lr'] is True

@@ -61,6 +61,13 @@ Contract:
   * HR rescaling augmentation (FSRCNN): ``hr_rescales=(1.0, 0.9, 0.8, 0.7, 0.6)`` adds, at
     cache time, each HR image downscaled by those factors (MATLAB bicubic) with its own LR; each
     (image, factor) is one image of the pool.
+  * HR only (``with_lr=False``, for tasks that degrade the HR crop themselves on device, e.g. the
+    Real-ESRGAN tasks: ``jaxsr.tasks.base.Task.needs_lr``): no LR is made or cached (the
+    MATLAB-bicubic x4 LR of a 2K image is about 0.3 CPU s: most of stream mode's CPU time, see
+    ``benchmarks/input_pipeline.py --no-lr``) and batches carry ``hr`` (+ ``scale``) only.
+    The crop positions are still drawn over the LR's size (the stored LR's, else
+    ``H // s, W // s``), so batch ``k``'s ``hr`` is bit-identical to the one it has with the
+    LR, in every mode and order.
   * Bad input: images whose LR (or, in multi-scale mode, HR) is smaller than the patch are
     skipped, counted in ``skipped`` and reported in one warning.
 """
@@ -131,7 +138,9 @@ class _Item:
   name: str
   hr: np.ndarray  # uint8 [H, W, C] (C = 1: the rounded Y in y_channel mode)
   lr: dict[int, np.ndarray]  # scale -> LR (uint8; float32 Y in y_channel mode), HR-size in
-                             # multi-scale mode
+                             # multi-scale mode; empty with ``with_lr=False``
+  lr_shape: dict[int, tuple[int, int]]  # scale -> (height, width) of that LR, made or not: the
+                                        # crop positions are drawn over it either way
 
 
 def _rng(*words: int) -> np.random.Generator:
@@ -240,7 +249,8 @@ class TrainPipeline:
                hr_patch_size: int | None = None, seed: int = 0, process_index: int = 0,
                process_count: int = 1, y_channel: bool = False,
                hr_rescales: Sequence[float] = (1.0,), flips: bool = True, rot90: bool = True,
-               shards: int | None = None, workers: int | None = None, order: str = 'global'):
+               shards: int | None = None, workers: int | None = None, order: str = 'global',
+               with_lr: bool = True):
     """Loads and caches the images of this host's shards and checks the options.
 
     Args:
@@ -263,12 +273,15 @@ class TrainPipeline:
       workers: threads for building the cache.
       order: ``'global'`` (topology-free) or ``'host'`` (the earlier releases' per-host order,
         with ``images[process_index::process_count]``); see the module docstring.
+      with_lr: False makes, caches and yields no LR (batches ``{'hr'}``, + ``scale``): for
+        tasks that make their own LR from the HR crop on device (``Task.needs_lr``). The HR
+        crops, their order and transforms are the same as with the LR.
     """
     self.order = _check_order(order)
     self._check_options(scale=scale, batch_size=batch_size, lr_patch_size=lr_patch_size,
                         hr_patch_size=hr_patch_size, seed=seed, process_index=process_index,
                         process_count=process_count, y_channel=y_channel, flips=flips,
-                        rot90=rot90)
+                        rot90=rot90, with_lr=with_lr)
     source = _as_source(examples)
     self.num_images = len(source)
     if not self.num_images:
@@ -324,7 +337,8 @@ class TrainPipeline:
                        f'({self.lr_patch}px LR / {self.hr_patch}px HR)')
 
   def _check_options(self, *, scale, batch_size, lr_patch_size, hr_patch_size, seed,
-                     process_index, process_count, y_channel, flips, rot90) -> None:
+                     process_index, process_count, y_channel, flips, rot90,
+                     with_lr) -> None:
     scales = (scale,) if np.ndim(scale) == 0 else tuple(scale)
     self.scales = tuple(int(s) for s in scales)
     self.multiscale = len(self.scales) > 1
@@ -355,6 +369,7 @@ class TrainPipeline:
     self.process_index, self.process_count = int(process_index), int(process_count)
     self.y_channel = bool(y_channel)
     self.flips, self.rot90 = bool(flips), bool(rot90)
+    self.with_lr = bool(with_lr)
     self.channels = 1 if self.y_channel else 3
 
   # -- cache ----------------------------------------------------------------------------------
@@ -386,21 +401,29 @@ class TrainPipeline:
       hr = imresize_np(hr, rescale)
     if self.y_channel:  # the y protocol's degradation: rounded Y, float (unquantised) LR
       hr = y_uint8(hr)
-      lrs = {s: lr_y(hr, s) for s in self.scales}
-    elif rescale != 1.0:
-      lrs = {s: lr_rgb(hr, s) for s in self.scales}
-    else:
-      lrs = {s: example.lr[s] if s in example.lr else lr_rgb(hr, s) for s in self.scales}
-    for s, lr in lrs.items():
-      if min(lr.shape[:2]) < 1:
+    stored = not self.y_channel and rescale == 1.0  # the source's own LR is the one used
+    # The LR's (height, width): the stored LR's, else the MATLAB-bicubic LR's (H // s, W // s).
+    shapes = {s: (tuple(example.lr[s].shape[:2]) if stored and s in example.lr
+                  else (hr.shape[0] // s, hr.shape[1] // s)) for s in self.scales}
+    for s, (h, w) in shapes.items():
+      if min(h, w) < 1:
         return None
       if self.multiscale:
-        if min(lr.shape[:2]) * s < self.hr_patch:
+        if min(h, w) * s < self.hr_patch:
           return None
-        lrs[s] = imresize_np(lr, float(s)).astype(lr.dtype)  # [s*h, s*w]: the modcropped HR's size
-      elif min(lr.shape[:2]) < self.lr_patch:
+        shapes[s] = (s * h, s * w)  # the LR upscaled to the modcropped HR's size
+      elif min(h, w) < self.lr_patch:
         return None
-    return _Item(example.name, hr, lrs)
+    lrs = {}
+    for s in self.scales if self.with_lr else ():
+      if self.y_channel:
+        lr = lr_y(hr, s)
+      elif stored and s in example.lr:
+        lr = example.lr[s]
+      else:
+        lr = lr_rgb(hr, s)
+      lrs[s] = imresize_np(lr, float(s)).astype(lr.dtype) if self.multiscale else lr
+    return _Item(example.name, hr, lrs, shapes)
 
   # -- sampling -------------------------------------------------------------------------------
 
@@ -436,7 +459,8 @@ class TrainPipeline:
     return np.asarray(out, np.int64)
 
   def batch(self, step: int) -> dict[str, np.ndarray]:
-    """This host's batch at ``step``: ``{'lr', 'hr'}`` float32 in [0, 1] (+ ``scale``)."""
+    """This host's batch at ``step``: ``{'lr', 'hr'}`` float32 in [0, 1] (+ ``scale``; no ``lr``
+    with ``with_lr=False``)."""
     step = int(step)
     if step < 0:
       raise ValueError(f'step must be >= 0, got {step}')
@@ -453,7 +477,7 @@ class TrainPipeline:
     """``order='host'``: integer crop positions and transforms from ``(seed, host, step)``."""
     b = self.batch_size
     rng = _rng(self.seed, _CROP, self.process_index, self.process_count, step)
-    lr_shapes = np.asarray([self.items[i].lr[scale].shape[:2] for i in idx])
+    lr_shapes = np.asarray([self.items[i].lr_shape[scale] for i in idx])
     ys = rng.integers(0, lr_shapes[:, 0] - self.lr_patch + 1)
     xs = rng.integers(0, lr_shapes[:, 1] - self.lr_patch + 1)
     hflip = rng.integers(0, 2, b) if self.flips else np.zeros(b, np.int64)
@@ -464,9 +488,9 @@ class TrainPipeline:
 
   def _assemble(self, picks, uy, ux, hflip, vflip, rot, *, scale: int) -> dict[str, np.ndarray]:
     """Cuts, transforms and stacks one batch from ``[(item, scale)]`` and the draws."""
-    ys = [crop_offset(fy, item.lr[s].shape[0], self.lr_patch)
+    ys = [crop_offset(fy, item.lr_shape[s][0], self.lr_patch)
           for (item, s), fy in zip(picks, uy.tolist())]
-    xs = [crop_offset(fx, item.lr[s].shape[1], self.lr_patch)
+    xs = [crop_offset(fx, item.lr_shape[s][1], self.lr_patch)
           for (item, s), fx in zip(picks, ux.tolist())]
     return self._cut(picks, ys, xs, hflip, vflip, rot, scale=scale)
 
@@ -476,8 +500,18 @@ class TrainPipeline:
     b = len(picks)
     crop_scale = 1 if self.multiscale else scale  # multi-scale: the LR is already HR-size
     c = self.channels
-    lr = np.empty((b, self.lr_patch, self.lr_patch, c), np.float32 if self.y_channel else np.uint8)
     hr = np.empty((b, self.hr_patch, self.hr_patch, c), np.uint8)
+    if not self.with_lr:  # the HR crops alone, cut and turned exactly as with the LR
+      p, k = self.lr_patch, crop_scale
+      for j, ((item, _), y, x, h, v, r) in enumerate(zip(picks, ys, xs, hflip.tolist(),
+                                                         vflip.tolist(), rot.tolist())):
+        hr_patch = item.hr[k * int(y):k * (int(y) + p), k * int(x):k * (int(x) + p)]
+        hr[j], = paired_transform(hr_patch, hflip=h, vflip=v, rot=r)
+      out = {'hr': to_float(hr)}
+      if self.multiscale:
+        out['scale'] = np.full((b,), scale, np.int32)
+      return out
+    lr = np.empty((b, self.lr_patch, self.lr_patch, c), np.float32 if self.y_channel else np.uint8)
     for j, ((item, s), y, x, h, v, r) in enumerate(zip(picks, ys, xs, hflip.tolist(),
                                                        vflip.tolist(), rot.tolist())):
       lr_patch, hr_patch = paired_crop(item.lr[s], item.hr, y=int(y), x=int(x),
@@ -510,12 +544,13 @@ class TrainPipeline:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     stop = np.iinfo(np.int64).max if num_steps is None else start_step + num_steps
-    keys = ['lr', 'hr'] + (['scale'] if self.multiscale else [])
-    dtypes = [tf.float32, tf.float32] + ([tf.int32] if self.multiscale else [])
     in_size = self.hr_patch if self.multiscale else self.lr_patch
-    shapes = [(self.batch_size, in_size, in_size, self.channels),
-              (self.batch_size, self.hr_patch, self.hr_patch, self.channels),
-              (self.batch_size,)]
+    specs = {'lr': (tf.float32, (self.batch_size, in_size, in_size, self.channels)),
+             'hr': (tf.float32, (self.batch_size, self.hr_patch, self.hr_patch, self.channels)),
+             'scale': (tf.int32, (self.batch_size,))}
+    keys = ((['lr'] if self.with_lr else []) + ['hr'] + (['scale'] if self.multiscale else []))
+    dtypes = [specs[key][0] for key in keys]
+    shapes = [specs[key][1] for key in keys]
 
     def numpy_batch(k):
       batch = self.batch(int(k))
@@ -574,13 +609,14 @@ class StreamPipeline(TrainPipeline):
                y_channel: bool = False, hr_rescales: Sequence[float] = (1.0,),
                flips: bool = True, rot90: bool = True, shards: int | None = None,
                workers: int | None = None, memory_limit_mb: float = 4096,
-               shuffle_buffer: int = 4, crops_per_image: int = 32, order: str = 'global'):
+               shuffle_buffer: int = 4, crops_per_image: int = 32, order: str = 'global',
+               with_lr: bool = True):
     """Indexes the source and checks the options (decodes one image for the memory estimate).
 
     Args:
       source: a ``jaxsr.data.sources.Source`` (or a list of ``SRExample``).
       scale, batch_size, lr_patch_size, hr_patch_size, seed, process_index, process_count,
-        y_channel, flips, rot90, shards: as ``TrainPipeline``.
+        y_channel, flips, rot90, shards, with_lr: as ``TrainPipeline``.
       hr_rescales: must be ``(1.0,)``.
       workers: decoding threads (default: the number of CPUs, at most 8).
       memory_limit_mb: the bound on the decoded images held by this host.
@@ -595,7 +631,7 @@ class StreamPipeline(TrainPipeline):
     self._check_options(scale=scale, batch_size=batch_size, lr_patch_size=lr_patch_size,
                         hr_patch_size=hr_patch_size, seed=seed, process_index=process_index,
                         process_count=process_count, y_channel=y_channel, flips=flips,
-                        rot90=rot90)
+                        rot90=rot90, with_lr=with_lr)
     if tuple(float(r) for r in hr_rescales) != (1.0,):
       raise InputError(f'hr_rescales {tuple(hr_rescales)} is not available in stream mode; use '
                        'the in-memory mode', field='hr_rescales')
@@ -693,7 +729,8 @@ class StreamPipeline(TrainPipeline):
   # -- sampling -------------------------------------------------------------------------------
 
   def batch(self, step: int) -> dict[str, np.ndarray]:
-    """This host's batch at ``step``: ``{'lr', 'hr'}`` float32 in [0, 1] (+ ``scale``)."""
+    """This host's batch at ``step``: ``{'lr', 'hr'}`` float32 in [0, 1] (+ ``scale``; no ``lr``
+    with ``with_lr=False``)."""
     step = int(step)
     if step < 0:
       raise ValueError(f'step must be >= 0, got {step}')
@@ -786,7 +823,7 @@ def train_dataset(name: str = 'embedded', *, scale, batch_size: int,
   ``scale`` in multi-scale mode) with ``b = batch_size // process_count``; the global batch of
   a step is the same on any topology (with ``order='host'``: on the same number of hosts).
   ``kwargs``: ``mode``, ``hr_folder``, ``lr_folder`` (``make_pipeline``), ``y_channel``,
-  ``hr_rescales``, ``flips``, ``rot90``, ``shards``, ``order`` (``TrainPipeline``),
+  ``hr_rescales``, ``flips``, ``rot90``, ``shards``, ``order``, ``with_lr`` (``TrainPipeline``),
   ``memory_limit_mb``, ``shuffle_buffer``, ``crops_per_image`` (stream mode).
   """
   pipeline = make_pipeline(

@@ -11,6 +11,9 @@ Contract:
     the pure jit-able step ``(state, batch) -> (state, scalar metrics)`` on batches
     ``{'lr': [B, p, p, C], 'hr': [B, s*p, s*p, C]}`` float32 in [0, 1], the variables to
     evaluate with, and the state's checkpoint form (``state_dict`` / ``restore_state``).
+  * ``Task.needs_lr`` says whether the step reads the pipeline's bicubic ``'lr'``; a task that
+    makes its own LR from the HR crop on device sets it False, and then gets batches ``{'hr'}``
+    (the same HR crops; ``jaxsr.data.pipeline``'s ``with_lr``), sparing the host that resize.
   * Tasks read the config by attribute; ``config_fields_required`` turns a field missing from
     the config into a one-line ``InputError``.
 """
@@ -119,11 +122,14 @@ class Task:
 
   Subclasses set ``model`` (the generator), ``tx`` (its optimizer) and ``ema_decay`` and
   implement ``init_state`` and ``train_step``. The state is a ``TrainState`` or a subclass.
+  ``needs_lr`` (default True): whether ``train_step`` reads ``batch['lr']``; False lets the
+  training loop ask the input pipeline for HR crops only.
   """
 
   model: nn.Module
   tx: optax.GradientTransformation
   ema_decay: float = 0.0
+  needs_lr: bool = True
 
   def init_state(self, *, key: jax.Array) -> TrainState:
     """A fresh state (host arrays on the default device) seeded by ``key``."""

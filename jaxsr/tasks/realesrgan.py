@@ -11,9 +11,10 @@ Two tasks, each a composition of an existing task with a batch transform in fron
     ``1 * L1 + 1 * perceptual(VGG19 conv1_2..conv5_4) + 0.1 * vanilla GAN`` against the U-Net
     discriminator ``unet_discriminator``).
 
-Contract of the step: the pipeline's batch ``{'lr': [B, p, p, 3], 'hr': [B, s*p, s*p, 3]}``
-float32 in [0, 1] (the ``lr`` is the pipeline's bicubic partner, used only when the degradation
-is off). Inside the jitted step, with ``key = fold_in(fold_in(key(config.seed), SALT), step)``:
+Contract of the step: the pipeline's batch ``{'hr': [B, s*p, s*p, 3]}`` float32 in [0, 1], plus
+``'lr': [B, p, p, 3]`` (the pipeline's bicubic or paired LR) when the degradation is off: the
+tasks' ``needs_lr`` is ``not degradation_enabled(config)``, so with the degradation on the
+training loop asks the pipeline for HR crops only and no host LR is made. Inside the jitted step, with ``key = fold_in(fold_in(key(config.seed), SALT), step)``:
 
   lr     = jaxsr.realworld.degrade_batch(key, hr, scale=s, options=...)   (degradation.enabled)
            batch['lr']                                                    (otherwise: paired data)
@@ -132,8 +133,9 @@ def prepare_batch(key: jax.Array, batch: dict, *, scale: int,
 
   Args:
     key: this step's key (``step_key``).
-    batch: ``{'hr': [B, H, W, 3], 'lr': [B, H/s, W/s, 3]}`` float32 in [0, 1]; H, W divisible
-      by ``scale``, at least 22 and above ``options.usm_radius // 2`` when sharpening.
+    batch: ``{'hr': [B, H, W, 3]}`` float32 in [0, 1], + ``'lr': [B, H/s, W/s, 3]`` when not
+      ``degrade`` (read only then); H, W divisible by ``scale``, at least 22 and above
+      ``options.usm_radius // 2`` when sharpening.
     scale: the SR factor (static).
     options: the degradation (static).
     degrade: False keeps ``batch['lr']`` (paired LR/HR data).
@@ -204,6 +206,7 @@ class RealESRNetTask(psnr.PSNRTask):
     self.options = degradation_options(config)
     self.degrade = degradation_enabled(config)
     self.sharpen = {"hr": sharpened_targets(config)["hr"]}
+    self.needs_lr = not self.degrade  # the degradation makes the LR from the HR crop
     _check(self, config, self.options, self.degrade, self.sharpen)
     self._step = with_degradation(self._step, seed=int(config.seed), scale=int(config.scale),
                                   options=self.options, degrade=self.degrade,
@@ -224,6 +227,7 @@ class RealESRGANTask(gan.GANTask):
     self.options = degradation_options(config)
     self.degrade = degradation_enabled(config)
     self.sharpen = sharpened_targets(config)
+    self.needs_lr = not self.degrade  # the degradation makes the LR from the HR crop
     _check(self, config, self.options, self.degrade, self.sharpen)
     self._step = with_degradation(self._step, seed=int(config.seed), scale=int(config.scale),
                                   options=self.options, degrade=self.degrade,
