@@ -31,13 +31,18 @@ from jaxsr import inference  # pylint: disable=g-import-not-at-top
 
 SCALES = {"srcnn": 3, "fsrcnn": 3, "espcn": 3, "vdsr": 2, "edsr_baseline": 4, "rcan": 4,
           "msrresnet": 4, "rrdbnet": 4, "srvgg_compact": 4, "realcugan": 2,
-          "waifu2x_cunet": 2, "waifu2x_upconv7": 2, "swinir_light": 2}
+          "waifu2x_cunet": 2, "waifu2x_upconv7": 2, "swinir_light": 2, "swinir": 2,
+          "swinir_real": 4}
 TINY = {"edsr_baseline": dict(num_feat=16, num_block=2),
         "rcan": dict(num_feat=16, num_block=2, num_group=2, reduction=4),
         "msrresnet": dict(num_feat=16, num_block=2),
         "rrdbnet": dict(num_feat=16, num_block=1, num_grow_ch=8),
         "realcugan": dict(num_feat=16), "waifu2x_cunet": dict(num_feat=16),
-        "swinir_light": dict(embed_dim=12, depths=(2,), num_heads=(2,), window_size=4)}
+        "waifu2x_upconv7": dict(features=(8, 8, 8, 8, 8, 8)),
+        "swinir_light": dict(embed_dim=12, depths=(2,), num_heads=(2,), window_size=4),
+        "swinir": dict(embed_dim=12, depths=(2,), num_heads=(2,), window_size=4, num_feat=16),
+        "swinir_real": dict(embed_dim=12, depths=(2,), num_heads=(2,), window_size=4,
+                            num_feat=16)}
 
 
 def _time(fn, x, repeats: int) -> float:

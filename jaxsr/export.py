@@ -28,9 +28,17 @@ Sizes: a model that needs H and W to be multiples of ``m`` (pixel-unshuffle, win
 attention: the model attribute ``size_multiple`` when it has one, else the smallest ``m`` in
 1, 2, 4, ..., 64 for which the model traces with symbolic ``m*h``) pads the input at the
 bottom/right by symmetric (edge-including) reflection up to the next multiple and crops the
-output back, inside the artifact. MATLAB bicubic upsampling inside a model (SRCNN, VDSR) is
-replaced by an equivalent polyphase form that works on symbolic sizes (the same weights and
-symmetric borders as ``jaxsr.imresize``; equal to float rounding).
+output back, inside the artifact. Models that pad themselves by amounts computed from the
+image size (Real-CUGAN and waifu2x: border extension to an aligned size; SwinIR: reflection
+to a multiple of the window, and its shifted-window masks) trace with symbolic sizes
+through their own slice-and-concatenate forms of those pads and masks (the same rows and
+values as at concrete sizes), so the artifact equals ``model.apply`` at the exact size.
+Inside the artifact some layers take equivalent forms that every format holds (equal to
+float rounding): MATLAB bicubic and bilinear ``Upsample`` (SRCNN, VDSR, MSRResNet) as fixed
+polyphase taps with the same borders, 1x1 convolutions and ``Dense`` layers as 1x1
+convolutions, and transposed convolutions whose output is not ``s`` times their input
+(Real-CUGAN, waifu2x) as cropped sub-pixel convolutions. SwinIR cannot go to ONNX (see
+:data:`REFUSED`).
 
 Reduced precision: ``dtype='bfloat16'`` or ``'float16'`` casts the parameters and the input
 to that dtype inside the artifact (the interface stays float32); outputs differ from float32
@@ -63,8 +71,9 @@ from jaxsr import imresize
 from jaxsr import loading
 from jaxsr.errors import InputError
 from jaxsr.models import common
+from jaxsr.models import swinir
 
-__all__ = ["DTYPES", "FORMATS", "SUFFIX", "TOLERANCE", "Artifact", "describe", "export", "forward_fn",
+__all__ = ["DTYPES", "FORMATS", "REFUSED", "SUFFIX", "TOLERANCE", "Artifact", "describe", "export", "forward_fn",
            "load", "metadata_for", "random_model", "read_metadata", "reference", "size_multiple"]
 
 FORMATS = ("stablehlo", "savedmodel", "tflite", "onnx")
@@ -73,6 +82,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 TOLERANCE = {"float32": 1e-4, "bfloat16": 6e-2, "float16": 1e-2}
 SUFFIX = {"stablehlo": ".stablehlo", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 _MULTIPLES = (1, 2, 4, 8, 16, 32, 64)
+# (module class, format) -> the operation that format cannot hold, refused before converting.
+REFUSED = {
+    (swinir.SwinIR, "onnx"): "SwinIR's window-attention matmuls over a symbolic number of "
+                             "windows (tf2onnx mistranslates the reshapes TFLite puts around "
+                             "a matmul with a symbolic batch axis)",
+}
 _ONNX_OPSET = 17
 
 
@@ -162,15 +177,44 @@ def _bicubic_axis(x: jax.Array, scale: int, axis: int) -> jax.Array:
   return y.reshape(shape)
 
 
+def _bilinear_axis(x: jax.Array, scale: int, axis: int) -> jax.Array:
+  """Bilinear upscaling by an integer ``scale`` along ``axis`` (half-pixel centres, edge
+  rows repeated: ``jax.image.resize(..., 'bilinear')``, PyTorch ``align_corners=False``):
+  output ``s*j + p`` blends rows ``j`` and ``j -/+ 1`` at the fixed offset ``(2p + 1 - s) /
+  (2s)``. Slices and constants only (no per-size matrix, no matmul)."""
+  n = x.shape[axis]
+  x = jnp.concatenate([jax.lax.slice_in_dim(x, 0, 1, axis=axis), x,
+                       jax.lax.slice_in_dim(x, n - 1, n, axis=axis)], axis=axis)
+  rows = lambda off: jax.lax.slice_in_dim(x, 1 + off, 1 + off + n, axis=axis)  # noqa: E731
+  outs = []
+  for p in range(scale):
+    d = (2 * p + 1 - scale) / (2 * scale)
+    outs.append(rows(-1) * -d + rows(0) * (1 + d) if d < 0 else
+                rows(0) * (1 - d) + rows(1) * d if d > 0 else rows(0))
+  y = jnp.stack(outs, axis=axis + 1)
+  shape = list(x.shape)
+  shape[axis] = n * scale
+  return y.reshape(shape)
+
+
 def _symbolic_upsample(next_fun, args, kwargs, context):
-  """Flax interceptor: MATLAB bicubic ``Upsample`` in a form that traces with symbolic
-  sizes (fixed polyphase taps instead of per-size matrices); 1x1 ``Conv`` as a convolution."""
+  """Flax interceptor: the model's layers in forms that trace with symbolic sizes and that
+  every format holds: MATLAB bicubic and bilinear ``Upsample`` as fixed polyphase taps
+  (instead of per-size matrices), 1x1 ``Conv`` and ``Dense`` as 1x1 convolutions, and
+  transposed convolutions whose output is not ``s`` times the input as sub-pixel ones."""
   mod = context.module
   if (context.method_name == "__call__" and isinstance(mod, common.Upsample)
       and mod.method == "bicubic"):
     x = args[0]
     dtype = x.dtype
     y = _bicubic_axis(_bicubic_axis(x.astype(jnp.float32), mod.scale, 1), mod.scale, 2)
+    return y.astype(dtype)
+  if (context.method_name == "__call__" and isinstance(mod, common.Upsample)
+      and mod.method == "bilinear"):
+    # jax.image.resize builds a per-size interpolation matrix: a matmul with symbolic sizes.
+    x = args[0]
+    dtype = x.dtype
+    y = _bilinear_axis(_bilinear_axis(x.astype(jnp.float32), mod.scale, 1), mod.scale, 2)
     return y.astype(dtype)
   if (context.method_name == "__call__" and isinstance(mod, common.Conv)
       and mod.kernel_size == 1 and mod.strides == 1 and mod.pad_amounts() == (0, 0)):
@@ -181,7 +225,54 @@ def _symbolic_upsample(next_fun, args, kwargs, context):
     y = jax.lax.conv_general_dilated(args[0].astype(kernel.dtype), kernel, (1, 1), "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y + params["bias"] if mod.use_bias else y
+  if (context.method_name == "__call__" and isinstance(mod, nn.Dense)
+      and args[0].ndim in (3, 4)):
+    # The same for Dense layers (SwinIR's qkv, proj and MLP): a 1x1 convolution on [N, H, W,
+    # C] (a [B, L, C] input is viewed as [B, 1, L, C]).
+    params = mod.variables["params"]
+    kernel = params["kernel"]
+    x = args[0].astype(kernel.dtype)
+    flat = x.ndim == 3
+    if flat:
+      x = jnp.expand_dims(x, 1)
+    y = jax.lax.conv_general_dilated(x, kernel[None, None], (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if mod.use_bias:
+      y = y + params["bias"]
+    return jnp.squeeze(y, 1) if flat else y
+  if (context.method_name == "__call__" and isinstance(mod, common.ConvTranspose)
+      and mod.strides > 1
+      and mod.kernel_size + mod.output_padding - 2 * mod.padding != mod.strides):
+    return _transposed_as_subpixel(mod, args[0])
   return next_fun(*args, **kwargs)
+
+
+def _transposed_as_subpixel(mod: common.ConvTranspose, x: jax.Array) -> jax.Array:
+  """A transposed convolution whose output is not ``s`` times its input (Real-CUGAN's and
+  waifu2x's 'valid' heads) as its sub-pixel convolution, cropped: the TFLite converter
+  computes a wrong output shape for an ``lhs_dilation`` convolution with symbolic sizes.
+
+  The sub-pixel form gives output rows ``0 .. s*H - 1`` of the transposed convolution
+  (taps outside the input read zeros); the input is first extended by zero rows when the
+  output is longer than that.
+  """
+  k, s, p, op = mod.kernel_size, mod.strides, mod.padding, mod.output_padding
+  params = mod.variables["params"]
+  kernel = params["kernel"]
+  x = x.astype(kernel.dtype)
+  n_h, n_w = x.shape[1], x.shape[2]
+  grow = k + op - 2 * p - s  # output length minus s times the input length
+  extra = max(0, -(-grow // s))
+  if extra:
+    x = jnp.pad(x, ((0, 0), (0, extra), (0, extra), (0, 0)))
+  w = common.transposed_to_subpixel_kernel(kernel, s, p)
+  r = (w.shape[0] - 1) // 2
+  y = jax.lax.conv_general_dilated(x, w, (1, 1), ((r, r), (r, r)),
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = common.depth_to_space(y, s)
+  y = jax.lax.slice_in_dim(y, 0, (n_h - 1) * s + k + op - 2 * p, axis=1)
+  y = jax.lax.slice_in_dim(y, 0, (n_w - 1) * s + k + op - 2 * p, axis=2)
+  return y + params["bias"] if mod.use_bias else y
 
 
 def forward_fn(module: nn.Module, variables: Any, *, channels: int, multiple: int = 1,
@@ -423,7 +514,7 @@ def _write_tflite(fn, channels, meta, target: pathlib.Path) -> list[pathlib.Path
   return [target]
 
 
-def _write_onnx(fn, channels, meta, target: pathlib.Path) -> list[pathlib.Path]:
+def _write_onnx(fn, channels, meta, target: pathlib.Path, dtype: str) -> list[pathlib.Path]:
   import onnx  # pylint: disable=g-import-not-at-top
   import tf2onnx  # pylint: disable=g-import-not-at-top
 
@@ -438,16 +529,17 @@ def _write_onnx(fn, channels, meta, target: pathlib.Path) -> list[pathlib.Path]:
     prop = model.metadata_props.add()
     prop.key, prop.value = key, value
   onnx.save(model, str(target))
-  _smoke_test(target, "onnx", channels)
+  _smoke_test(target, "onnx", channels, fn, dtype)
   return [target]
 
 
-def _smoke_test(target: pathlib.Path, fmt: str, channels: int) -> None:
-  """Runs the artifact once on a small odd-sized batch; a converter that mistranslated an
-  operation (tf2onnx: the reshapes around a matmul with symbolic sizes, e.g. the bilinear
-  resize of MSRResNet) is refused here rather than shipped."""
+def _smoke_test(target: pathlib.Path, fmt: str, channels: int, fn, dtype: str) -> None:
+  """Runs the artifact once on a small odd-sized batch and compares it with ``fn`` run by
+  jax; a converter that mistranslated an operation (tf2onnx: the reshapes around a matmul
+  with symbolic sizes) is refused here rather than shipped."""
+  x = np.random.default_rng(0).random((2, 5, 7, channels), dtype=np.float32)
   try:
-    load(target)(np.full((2, 5, 7, channels), 0.5, np.float32))
+    got = load(target)(x)
   except Exception as e:  # pylint: disable=broad-except
     text = " ".join(str(e).split())
     at = text.find("Name:'")
@@ -455,6 +547,11 @@ def _smoke_test(target: pathlib.Path, fmt: str, channels: int) -> None:
     raise InputError(f"format {fmt} cannot hold an operation of this model: the converted "
                      f"node {node} fails at run time (tf2onnx mistranslates a symbolic "
                      f"reshape)", field="format") from None
+  want = np.asarray(jax.jit(fn)(jnp.asarray(x)))
+  if got.shape != want.shape or not np.abs(got - want).max() < TOLERANCE[dtype]:
+    raise InputError(f"format {fmt} cannot hold an operation of this model: the converted "
+                     f"model's output differs from jaxsr's (a converter mistranslated an "
+                     f"operation)", field="format")
 
 
 def _size(paths: Sequence[pathlib.Path]) -> int:
@@ -509,6 +606,9 @@ def export(net: loading.LoadedModel, path: str | os.PathLike, *, format: str,  #
     raise InputError(f"unknown format {format!r}; one of {', '.join(FORMATS)}", field="format")
   if dtype not in DTYPES:
     raise InputError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}", field="dtype")
+  for (cls, fmt), what in REFUSED.items():
+    if format == fmt and isinstance(net.module, cls):
+      raise InputError(f"format {fmt} cannot hold {what}", field="format")
   target = pathlib.Path(path).absolute()
   if target.exists() or (format == "stablehlo" and pathlib.Path(str(target) + ".json").exists()):
     if not overwrite:
@@ -541,7 +641,7 @@ def export(net: loading.LoadedModel, path: str | os.PathLike, *, format: str,  #
       elif format == "tflite":
         written = _write_tflite(fn, channels, meta, staged)
       else:
-        written = _write_onnx(fn, channels, meta, staged)
+        written = _write_onnx(fn, channels, meta, staged, dtype)
     except InputError:
       raise
     except OSError as e:

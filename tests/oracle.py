@@ -8,6 +8,7 @@ packages. Returns None when basicsr-fixed (tools/install_oracle.sh) is not insta
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import logging
 import pathlib
@@ -32,6 +33,11 @@ def _stub(name: str, path: pathlib.Path | None = None) -> types.ModuleType:
     module = types.ModuleType(name)
     if path is not None:
       module.__path__ = [str(path)]
+    # A spec, so that a later ``importlib.util.find_spec(name)`` (another test's oracle loader)
+    # still finds the package's folder instead of failing on ``__spec__ is None``.
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=path is not None)
+    if path is not None:
+      module.__spec__.submodule_search_locations = [str(path)]
     sys.modules[name] = module
   return module
 

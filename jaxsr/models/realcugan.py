@@ -102,15 +102,62 @@ def border_index(length: int, pad: int, size: Size, mode: str) -> Any:
   return xp.where(j >= n, period - j, j) * (n > 1)
 
 
+def _leading_border(x: Array, axis: int, count: int, mode: str) -> Array:
+  """Rows ``-count .. -1`` of ``x`` extended along ``axis`` with ``mode`` (static ``count``).
+
+  Slices, reversals and concatenations only, with the axis length ``n >= 1`` static or
+  symbolic (``jax.export``): no gathers, no size-dependent Python. ``'reflect'``: the rows
+  ``1 .. count`` of the periodic mirror of the prefix ``x[:min(n, count + 1)]`` (that
+  prefix holds every row they read, and its mirror agrees with the whole axis' on them),
+  reversed; ``'edge'``: ``count`` copies of row 0.
+  """
+  if count == 0:
+    return jax.lax.slice_in_dim(x, 0, 0, axis=axis)
+  if mode == 'edge':
+    return jnp.concatenate([jax.lax.slice_in_dim(x, 0, 1, axis=axis)] * count, axis=axis)
+  if mode != 'reflect':
+    raise ValueError(f"unknown border mode {mode!r}; use 'reflect' or 'edge'")
+  n = x.shape[axis]
+  m = jax.core.min_dim(n, count + 1)
+  prefix = jax.lax.slice_in_dim(x, 0, m, axis=axis)
+  k = jax.core.max_dim(m - 1, 1)  # the mirror's half period (1 for a single row)
+  # x[1 .. m-1] then x[m-2 .. 0] (for m = 1: x[0] twice): one period, starting at row 1.
+  period = [jax.lax.slice_in_dim(prefix, m - k, m, axis=axis),
+            jax.lax.slice_in_dim(jnp.flip(prefix, axis=axis), m - k, m, axis=axis)]
+  run = jnp.concatenate(period * (-(-count // 2)), axis=axis)
+  return jnp.flip(jax.lax.slice_in_dim(run, 0, count, axis=axis), axis=axis)
+
+
+def extend_axis(x: Array, axis: int, *, pad: int, align: int, mode: str) -> Array:
+  """``x`` border-extended along ``axis`` to ``align * ceil(n / align) + 2 * pad`` rows:
+  ``pad`` rows before, the rest after (the rows :func:`border_index` selects).
+
+  Works with a symbolic length ``n`` (``jax.export``): slices and concatenations only, and
+  the length in the form ``align * ceil(n / align)`` whose divisibility symbolic shapes
+  can prove.
+  """
+  n = x.shape[axis]
+  parts = [_leading_border(x, axis, pad, mode), x,
+           jnp.flip(_leading_border(jnp.flip(x, axis=axis), axis, pad + align - 1, mode),
+                    axis=axis)]
+  length = align * ((n + align - 1) // align) + 2 * pad
+  return jax.lax.slice_in_dim(jnp.concatenate(parts, axis=axis), 0, length, axis=axis)
+
+
 def extend(x: Array, *, pad: int, align: int, mode: str,
            true_size: TrueSize | None) -> tuple[Array, tuple[Size, Size]]:
   """Border-extends ``x [N, H, W, C]`` to ``ceil(H/align)*align + 2*pad`` rows (and columns).
 
   Returns the extended array and the extent ``(Lh, Lw)`` the extension has for the
   unpadded image (ints without ``true_size``; traced ``[N]`` arrays with it, computed from
-  the true size the same way).
+  the true size the same way). Symbolic ``H, W`` (``jax.export``) take
+  :func:`extend_axis` (the same rows by slices: gathers with symbolic sizes do not export).
   """
   _, h, w, _ = x.shape
+  if true_size is None and not (isinstance(h, int) and isinstance(w, int)):
+    y = extend_axis(extend_axis(x, 1, pad=pad, align=align, mode=mode), 2, pad=pad,
+                    align=align, mode=mode)
+    return y, (y.shape[1], y.shape[2])
   lh = -(-h // align) * align + 2 * pad
   lw = -(-w // align) * align + 2 * pad
   if true_size is None:
@@ -127,7 +174,14 @@ def _map(valid, fn):
 
 
 def _crop(x: Array, c: int) -> Array:
-  return x[:, c:x.shape[1] - c, c:x.shape[2] - c]
+  """Drops ``c`` rows/columns per side (lax slices: these also trace with symbolic sizes)."""
+  x = jax.lax.slice_in_dim(x, c, x.shape[1] - c, axis=1)
+  return jax.lax.slice_in_dim(x, c, x.shape[2] - c, axis=2)
+
+
+def crop_to(x: Array, h: Size, w: Size) -> Array:
+  """``x[:, :h, :w]`` by lax slices (numpy indexing with symbolic bounds becomes a gather)."""
+  return jax.lax.slice_in_dim(jax.lax.slice_in_dim(x, 0, h, axis=1), 0, w, axis=2)
 
 
 def _valid_conv(features: int, kernel: int, name: str, strides: int = 1) -> common.Conv:
@@ -252,7 +306,7 @@ def cascade(x: Array, *, scale: int, channels: int, mode: str,
   if scale == 4:
     y = common.Conv(4 * channels, 3, padding='valid', name='conv_final')(y)
     y = common.depth_to_space(_crop(y, 1), 2)
-  y = y[:, :scale * h, :scale * w]
+  y = crop_to(y, scale * h, scale * w)
   if scale == 4:
     y = y + jnp.repeat(jnp.repeat(x, 4, axis=1), 4, axis=2)
   return y

@@ -24,7 +24,10 @@ windows with a learnt relative-position bias
 (odd ``j``) first rolls the image by ``-ws//2`` on both axes and masks
 attention between pixels that the roll brought together from opposite borders.
 The relative-position index and the masks are derived from the configuration
-and the input size (static numpy), never stored.
+and the input size (static numpy), never stored. With symbolic sizes
+(``jax.export``) the padding, the rolls and the masks take slice / broadcast
+forms with the same values (:func:`window_mask`; the padding by
+:func:`jaxsr.models.realcugan.extend_axis`), so the model exports at any size.
 
 Upsamplers (``upsampler``):
 
@@ -63,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr.models import common
+from jaxsr.models import realcugan
 
 Array = jax.Array
 
@@ -109,6 +113,40 @@ def shifted_window_mask(height: int, width: int, window_size: int,
   return np.where(win[:, None, :] != win[:, :, None], -100., 0.).astype(np.float32)
 
 
+def window_mask(rows: int, cols: int, window_size: int, shift: int) -> Array:
+  """:func:`shifted_window_mask` of a ``rows*ws x cols*ws`` image, built by broadcasting
+  from the four window kinds (last window row or not, last window column or not), so that
+  ``rows`` and ``cols`` may be symbolic (``jax.export``): ``[rows*cols, ws*ws, ws*ws]``.
+
+  Only the last row and column of windows hold pixels that the roll brought from the
+  opposite border; every other window's mask is zero.
+  """
+  ws = window_size
+  kinds = shifted_window_mask(2 * ws, 2 * ws, ws, shift).reshape(2, 2, ws * ws, ws * ws)
+  base, last_row, last_col = kinds[0, 0], kinds[1, 0] - kinds[0, 0], kinds[0, 1] - kinds[0, 0]
+  both = kinds[1, 1] - kinds[1, 0] - kinds[0, 1] + kinds[0, 0]
+
+  def is_last(count):
+    return jnp.concatenate([jnp.zeros((count - 1,), jnp.float32), jnp.ones((1,), jnp.float32)])
+
+  r = is_last(rows)[:, None, None, None]
+  c = is_last(cols)[None, :, None, None]
+  mask = base + r * last_row + c * last_col + (r * c) * both
+  return mask.reshape(rows * cols, ws * ws, ws * ws)
+
+
+def _roll(x: Array, shift: int) -> Array:
+  """``jnp.roll(x, (shift, shift), axis=(1, 2))``; by lax slices when H, W are symbolic."""
+  if isinstance(x.shape[1], int) and isinstance(x.shape[2], int):
+    return jnp.roll(x, (shift, shift), axis=(1, 2))
+  for axis in (1, 2):
+    n = x.shape[axis]
+    k = shift % n if isinstance(n, int) else (n + shift if shift < 0 else shift)
+    x = jnp.concatenate([jax.lax.slice_in_dim(x, n - k, n, axis=axis),
+                         jax.lax.slice_in_dim(x, 0, n - k, axis=axis)], axis=axis)
+  return x
+
+
 def _partition(x: Array, ws: int) -> Array:
   n, h, w, c = x.shape
   x = x.reshape(n, h // ws, ws, w // ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
@@ -132,6 +170,11 @@ class WindowPad(nn.Module):
 
   def __call__(self, x: Array) -> Array:
     h, w = x.shape[1], x.shape[2]
+    if not (isinstance(h, int) and isinstance(w, int)):
+      # Symbolic sizes (jax.export): the same reflection by slices, to m * ceil(n / m).
+      for axis in (1, 2):
+        x = realcugan.extend_axis(x, axis, pad=0, align=self.multiple, mode='reflect')
+      return x
     ph, pw = (-h) % self.multiple, (-w) % self.multiple
     if not (ph or pw):
       return x
@@ -150,7 +193,7 @@ class WindowAttention(nn.Module):
   window_size: int
 
   @nn.compact
-  def __call__(self, x: Array, mask: np.ndarray | None = None) -> Array:
+  def __call__(self, x: Array, mask: np.ndarray | Array | None = None) -> Array:
     b, n, c = x.shape
     heads, ws = self.num_heads, self.window_size
     hd = c // heads
@@ -158,7 +201,9 @@ class WindowAttention(nn.Module):
                        ((2 * ws - 1) ** 2, heads), jnp.float32)
     qkv = nn.Dense(3 * c, kernel_init=_dense_init(), name='qkv')(x)
     qkv = qkv.reshape(b, n, 3, heads, hd).transpose(2, 0, 3, 1, 4)  # [3, B', heads, N, hd]
-    q, k, v = qkv[0] * (hd ** -0.5), qkv[1], qkv[2]
+    # lax.index_in_dim: slices (integer indexing of a symbolic-size array is a gather).
+    q, k, v = (jax.lax.index_in_dim(qkv, i, axis=0, keepdims=False) for i in range(3))
+    q = q * (hd ** -0.5)
     attn = q @ jnp.swapaxes(k, -1, -2)  # [B', heads, N, N]
     bias = table[relative_position_index(ws).reshape(-1)].reshape(n, n, heads)
     attn = attn + bias.transpose(2, 0, 1)[None]
@@ -194,12 +239,17 @@ class SwinBlock(nn.Module):
     ws, shift = self.window_size, self.shift
     y = nn.LayerNorm(epsilon=_LN_EPS, name='norm1')(x)
     if shift:
-      y = jnp.roll(y, (-shift, -shift), axis=(1, 2))
-    mask = shifted_window_mask(h, w, ws, shift) if shift else None
+      y = _roll(y, -shift)
+    if not shift:
+      mask = None
+    elif isinstance(h, int) and isinstance(w, int):
+      mask = shifted_window_mask(h, w, ws, shift)
+    else:
+      mask = window_mask(h // ws, w // ws, ws, shift)
     y = WindowAttention(c, self.num_heads, ws, name='attn')(_partition(y, ws), mask)
     y = _merge(y, ws, n, h, w)
     if shift:
-      y = jnp.roll(y, (shift, shift), axis=(1, 2))
+      y = _roll(y, shift)
     x = x + y
     y = nn.LayerNorm(epsilon=_LN_EPS, name='norm2')(x)
     y = nn.Dense(int(c * self.mlp_ratio), kernel_init=_dense_init(), name='fc1')(y)
@@ -316,4 +366,4 @@ class SwinIR(nn.Module):
       x = nn.leaky_relu(common.Conv(self.num_feat, 3, name='conv_hr')(x), 0.2)
       x = common.Conv(self.channels, 3, name='conv_last')(x)
     x = x / self.img_range + mean
-    return x[:, :s * h, :s * w]
+    return realcugan.crop_to(x, s * h, s * w)

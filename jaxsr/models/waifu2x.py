@@ -108,4 +108,4 @@ class UpConv7(nn.Module):
     for i, f in enumerate(self.features):
       y = realcugan.lrelu(common.Conv(f, 3, padding='valid', name=f'conv{i + 1}')(y))
     y = common.ConvTranspose(self.channels, 4, strides=2, padding=3, name='conv7')(y)
-    return y[:, :2 * h, :2 * w]
+    return realcugan.crop_to(y, 2 * h, 2 * w)
