@@ -204,18 +204,12 @@ def _symbolic_upsample(next_fun, args, kwargs, context):
   transposed convolutions whose output is not ``s`` times the input as sub-pixel ones."""
   mod = context.module
   if (context.method_name == "__call__" and isinstance(mod, common.Upsample)
-      and mod.method == "bicubic"):
-    x = args[0]
-    dtype = x.dtype
-    y = _bicubic_axis(_bicubic_axis(x.astype(jnp.float32), mod.scale, 1), mod.scale, 2)
-    return y.astype(dtype)
-  if (context.method_name == "__call__" and isinstance(mod, common.Upsample)
-      and mod.method == "bilinear"):
+      and mod.method in ("bicubic", "bilinear")):
     # jax.image.resize builds a per-size interpolation matrix: a matmul with symbolic sizes.
+    axis_fn = _bicubic_axis if mod.method == "bicubic" else _bilinear_axis
     x = args[0]
-    dtype = x.dtype
-    y = _bilinear_axis(_bilinear_axis(x.astype(jnp.float32), mod.scale, 1), mod.scale, 2)
-    return y.astype(dtype)
+    y = axis_fn(axis_fn(x.astype(jnp.float32), mod.scale, 1), mod.scale, 2)
+    return y.astype(x.dtype)
   if (context.method_name == "__call__" and isinstance(mod, common.Conv)
       and mod.kernel_size == 1 and mod.strides == 1 and mod.pad_amounts() == (0, 0)):
     # jaxsr computes 1x1 convolutions as a matmul; tf2onnx mistranslates the reshapes TFLite
