@@ -112,8 +112,7 @@ def _inputs(paths: Sequence[str]) -> list[pathlib.Path]:
 
   found: list[pathlib.Path] = []
   for p in map(files.to_path, paths):
-    if not files.is_local(p):  # gs://...: one line, not a hang, when it does not answer
-      files.check_reachable(p)
+    files.check_reachable(p)  # gs://...: one line, not a hang, when it does not answer
     if p.is_dir():
       found += list_images(p)
     elif p.is_file():

@@ -78,8 +78,7 @@ def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
     InputError: the folder does not exist, is not a folder, or holds no image files.
   """
   folder = files_lib.to_path(folder)
-  if not files_lib.is_local(folder):
-    files_lib.check_reachable(folder)  # one line, not a hang, when its file system does not answer
+  files_lib.check_reachable(folder)  # one line, not a hang, when its file system does not answer
   if not folder.exists():
     raise InputError(f"{folder}: no such folder")
   if not folder.is_dir():
