@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import factories
 from jaxsr import errors
 from jaxsr import inference
 from jaxsr import models
@@ -15,30 +16,12 @@ from jaxsr import runtime
 from jaxsr.models import common
 from jaxsr.models import registry
 
-# A small variant of every registered SR model.
-TINY = {
-    'srcnn': dict(n1=8, n2=4),
-    'srcnn_915': dict(n1=8, n2=4),
-    'srcnn_935': dict(n1=8, n2=4),
-    'srcnn_955': dict(n1=8, n2=4),
-    'fsrcnn': dict(d=8, s=4, m=1),
-    'fsrcnn_s': dict(d=6, s=3),
-    'edsr': dict(num_feat=8, num_block=2),
-    'espcn': dict(n1=8, n2=4),
-    'vdsr': dict(depth=3, num_feat=8),
-    'edsr_baseline': dict(num_feat=8, num_block=1),
-    'rcan': dict(num_feat=8, num_group=1, num_block=2, reduction=4),
-    'srresnet': dict(num_feat=8, num_block=1),
-    'msrresnet': dict(num_feat=8, num_block=1),
-    'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
-    'realcugan': dict(num_feat=8),
-    'waifu2x_cunet': dict(num_feat=8),
-    'waifu2x_upconv7': dict(features=(4, 4)),
-    'srvgg_compact': dict(num_feat=8, num_conv=2),
-    'swinir': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
-    'swinir_light': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
-    'swinir_real': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4, num_feat=8),
-}
+# The shared small variants; these tests use two blocks in EDSR and RCAN and a narrower
+# FSRCNN-s.
+TINY = {**factories.TINY_MODELS,
+        'fsrcnn_s': dict(d=6, s=3),
+        'edsr': dict(num_feat=8, num_block=2),
+        'rcan': dict(num_feat=8, num_group=1, num_block=2, reduction=4)}
 
 # Set14 HR sizes (height, width).
 SET14_HR = [(480, 500), (576, 720), (512, 512), (288, 352), (361, 250), (276, 276), (362, 500),

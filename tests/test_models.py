@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import factories
 from jaxsr import models
 from jaxsr.models import __main__ as models_main
 from jaxsr.models import common
@@ -95,30 +96,7 @@ def test_published_rounded_counts():
   assert round(rcan / 1e6, 2) == 15.59
 
 
-# Tiny variants: (name, overrides) with few blocks/features.
-TINY = {
-    'srcnn': dict(n1=8, n2=4),
-    'srcnn_915': dict(n1=8, n2=4),
-    'srcnn_935': dict(n1=8, n2=4),
-    'srcnn_955': dict(n1=8, n2=4),
-    'fsrcnn': dict(d=8, s=4, m=1),
-    'fsrcnn_s': dict(d=8, s=4, m=1),
-    'espcn': dict(n1=8, n2=4),
-    'vdsr': dict(depth=3, num_feat=8),
-    'edsr': dict(num_feat=8, num_block=1),
-    'edsr_baseline': dict(num_feat=8, num_block=1),
-    'rcan': dict(num_feat=8, num_group=1, num_block=1, reduction=4),
-    'srresnet': dict(num_feat=8, num_block=1),
-    'msrresnet': dict(num_feat=8, num_block=1),
-    'rrdbnet': dict(num_feat=8, num_block=1, num_grow_ch=4),
-    'realcugan': dict(num_feat=8),
-    'waifu2x_cunet': dict(num_feat=8),
-    'waifu2x_upconv7': dict(features=(4, 4)),
-    'srvgg_compact': dict(num_feat=8, num_conv=2),
-    'swinir': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
-    'swinir_light': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4),
-    'swinir_real': dict(embed_dim=12, depths=(1,), num_heads=(2,), window_size=4, num_feat=8),
-}
+TINY = factories.TINY_MODELS
 
 
 def test_every_sr_model_has_a_tiny_variant():
